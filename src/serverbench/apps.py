@@ -1,0 +1,196 @@
+"""The workload axis: which app is served, where to send load, and what a correct answer is.
+
+Built-in apps are the seed report's Flask app and its FastAPI twin; a user's own app is named
+by an import string. Expected bodies are compared as parsed JSON (Flask ends its body with a
+newline, FastAPI does not), with "{msisdn}" in the template replaced by the requested value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from serverbench.errors import UsageError
+
+Interface = Literal["wsgi", "asgi"]
+INTERFACES: tuple[Interface, ...] = ("wsgi", "asgi")
+
+SEED_MSISDN = "1234567890"  # the number the seed report loaded with wrk
+SEED_PATH = "/api/v2/{msisdn}"
+SEED_BODY: dict[str, Any] = {"msisdn": "{msisdn}", "status": "ok"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectedResponse:
+    status: int = 200
+    json_body: Any = None  # a JSON value; "{msisdn}" inside strings is replaced per request
+    body_regex: str | None = None
+    json_content_type: bool = False
+
+    def body_for(self, msisdn: str) -> Any:
+        return _fill(self.json_body, msisdn)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class App:
+    name: str
+    import_string: str
+    interface: Interface
+    path_template: str
+    expected: ExpectedResponse
+    search_path: str | None = None  # prepended to PYTHONPATH of every server process
+    builtin: bool = False
+
+    def path_for(self, msisdn: str) -> str:
+        return self.path_template.replace("{msisdn}", msisdn)
+
+    @property
+    def load_path(self) -> str:
+        """The one path wrk requests, as the seed did."""
+        return self.path_for(SEED_MSISDN)
+
+    @property
+    def source_file(self) -> Path | None:
+        if not self.builtin:
+            return None
+        module = self.import_string.partition(":")[0]
+        return Path(__file__).parent / (
+            module.removeprefix("serverbench.").replace(".", "/") + ".py"
+        )
+
+
+def _fill(template: Any, msisdn: str) -> Any:
+    if isinstance(template, str):
+        return template.replace("{msisdn}", msisdn)
+    if isinstance(template, list):
+        return [_fill(item, msisdn) for item in template]
+    if isinstance(template, dict):
+        return {key: _fill(value, msisdn) for key, value in template.items()}
+    return template
+
+
+_SEED_EXPECTED = ExpectedResponse(status=200, json_body=SEED_BODY, json_content_type=True)
+
+BUILTIN_APPS: dict[str, App] = {
+    "seed-flask": App(
+        name="seed-flask",
+        import_string="serverbench.seedapps.flask_app:app",
+        interface="wsgi",
+        path_template=SEED_PATH,
+        expected=_SEED_EXPECTED,
+        builtin=True,
+    ),
+    "seed-fastapi": App(
+        name="seed-fastapi",
+        import_string="serverbench.seedapps.fastapi_app:app",
+        interface="asgi",
+        path_template=SEED_PATH,
+        expected=_SEED_EXPECTED,
+        builtin=True,
+    ),
+}
+DEFAULT_APP = "seed-flask"
+
+_IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserAppOptions:
+    interface: str | None = None
+    path: str | None = None
+    app_dir: str | None = None
+    expect_status: int = 200
+    expect_json: str | None = None
+    expect_regex: str | None = None
+
+
+def resolve_app(spec: str, options: UserAppOptions | None = None) -> App:
+    """A built-in app by name, or the user's app from "module:attr" and the options.
+
+    Only the shape of the input is checked here; whether the app imports and speaks the
+    interface is checked by `app_probe.inspect_app`, before any server starts.
+    """
+    options = options or UserAppOptions()
+    if spec in BUILTIN_APPS:
+        return BUILTIN_APPS[spec]
+    if not _IMPORT_STRING.match(spec):
+        names = ", ".join(BUILTIN_APPS)
+        raise UsageError(
+            f"unknown app {spec!r}; use one of {names}, or your own as module:attribute "
+            "(for example --app myproject.wsgi:application)"
+        )
+    if options.interface is not None and options.interface not in INTERFACES:
+        raise UsageError(f"unknown interface {options.interface!r}; use --interface wsgi or asgi")
+    path = options.path or "/"
+    if not path.startswith("/"):
+        raise UsageError(f"--path {path!r} must start with '/'; for example --path /health")
+    json_body: Any = None
+    if options.expect_json is not None:
+        try:
+            json_body = json.loads(options.expect_json)
+        except json.JSONDecodeError as error:
+            raise UsageError(
+                f"--expect-json is not valid JSON ({error.msg} at column {error.colno}); "
+                'quote it for the shell, for example --expect-json \'{"status": "ok"}\''
+            ) from None
+    if options.expect_regex is not None:
+        try:
+            re.compile(options.expect_regex)
+        except re.error as error:
+            raise UsageError(f"--expect-regex is not a valid regular expression: {error}") from None
+    if not 100 <= options.expect_status <= 599:
+        raise UsageError(f"--expect-status {options.expect_status} is not an HTTP status (100-599)")
+    app_dir = options.app_dir
+    if app_dir is not None and not Path(app_dir).is_dir():
+        raise UsageError(
+            f"--app-dir {app_dir!r} is not a directory; give the folder your app imports from"
+        )
+    return App(
+        name=spec,
+        import_string=spec,
+        interface="asgi" if options.interface == "asgi" else "wsgi",
+        path_template=path,
+        expected=ExpectedResponse(
+            status=options.expect_status, json_body=json_body, body_regex=options.expect_regex
+        ),
+        search_path=str(Path(app_dir).resolve()) if app_dir else str(Path.cwd()),
+    )
+
+
+def app_to_dict(app: App) -> dict[str, Any]:
+    return {
+        "name": app.name,
+        "import_string": app.import_string,
+        "interface": app.interface,
+        "path_template": app.path_template,
+        "load_path": app.load_path,
+        "builtin": app.builtin,
+        "search_path": app.search_path,
+        "expected": {
+            "status": app.expected.status,
+            "json_body": app.expected.json_body,
+            "body_regex": app.expected.body_regex,
+            "json_content_type": app.expected.json_content_type,
+        },
+    }
+
+
+def app_from_dict(data: dict[str, Any]) -> App:
+    expected = data.get("expected", {})
+    return App(
+        name=data["name"],
+        import_string=data["import_string"],
+        interface=data["interface"],
+        path_template=data["path_template"],
+        builtin=bool(data.get("builtin", False)),
+        search_path=data.get("search_path"),
+        expected=ExpectedResponse(
+            status=int(expected.get("status", 200)),
+            json_body=expected.get("json_body"),
+            body_regex=expected.get("body_regex"),
+            json_content_type=bool(expected.get("json_content_type", False)),
+        ),
+    )

@@ -1,0 +1,160 @@
+"""Bringing a stack up and down: the one place that acts on a LaunchPlan.
+
+Up: write the generated files, start each component in order (backends before nginx), wait
+until each one accepts connections (failing at once, with its log tail, if it exits), then
+verify correct responses through the front. Down: stop the components in reverse order,
+always, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serverbench.errors import StackStartError, StackUnavailable, UsageError, VerificationError
+from serverbench.probe import accepts_connection, verify, wait_until
+from serverbench.process import ManagedProcess
+from serverbench.stacks.base import LaunchPlan, Stack, StackContext, TcpEndpoint
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_in_use(endpoint: TcpEndpoint) -> bool:
+    return accepts_connection(endpoint, timeout_s=0.2)
+
+
+def check_usable(stack: Stack, ctx: StackContext) -> None:
+    reason = stack.unavailable_reason()
+    if reason is not None:
+        raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
+    if ctx.app.interface not in stack.interfaces:
+        served = "/".join(sorted(stack.interfaces)).upper()
+        raise StackUnavailable(
+            f"stack {stack.name} serves {served} apps only and {ctx.app.name} is "
+            f"{ctx.app.interface.upper()}; pick another stack (see `serverbench stacks`)"
+        )
+
+
+@dataclass(slots=True)
+class RunningStack:
+    name: str
+    plan: LaunchPlan
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def front(self) -> TcpEndpoint:
+        return self.plan.front
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.plan.front}"
+
+    def component_pids(self) -> dict[str, int]:
+        return {process.name: process.pid for process in self.processes}
+
+    def commands(self) -> dict[str, list[str]]:
+        return {process.name: list(process.command) for process in self.processes}
+
+    def exited(self) -> str | None:
+        """Why the stack is no longer whole: the first component that exited, with its log."""
+        for process in self.processes:
+            code = process.exit_code()
+            if code is not None:
+                return f"{process.name} exited with code {code}:\n{process.tail()}"
+        return None
+
+
+def _write_files(plan: LaunchPlan) -> None:
+    for component in plan.components:
+        for generated in component.files:
+            generated.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            generated.path.write_text(generated.content)
+            generated.path.chmod(0o600)
+
+
+def _start(running: RunningStack, log_dir: Path, cpus: str | None, ready_timeout_s: float) -> None:
+    for component in running.plan.components:
+        process = ManagedProcess(
+            component.name,
+            component.argv,
+            log_path=log_dir / f"{component.name}.log",
+            env=component.env,
+            cwd=component.cwd,
+            cpus=cpus if component.pinned else None,
+            stop_signal=component.stop_signal,
+        )
+        running.processes.append(process)
+
+        def ready(process: ManagedProcess = process, endpoints: tuple = component.ready) -> bool:  # type: ignore[type-arg]
+            return process.exit_code() is not None or all(map(accepts_connection, endpoints))
+
+        if not wait_until(ready, timeout_s=ready_timeout_s):
+            raise StackStartError(
+                f"{running.name}: {component.name} did not accept connections on "
+                f"{', '.join(map(str, component.ready))} within {ready_timeout_s:.0f} s; "
+                f"its log ends with:\n{process.tail()}"
+            )
+        if process.exit_code() is not None:
+            raise StackStartError(
+                f"{running.name}: {component.name} exited at start with code "
+                f"{process.exit_code()}; its log ends with:\n{process.tail()}"
+            )
+
+
+@contextlib.contextmanager
+def running_stack(
+    stack: Stack,
+    ctx: StackContext,
+    *,
+    cpus: str | None = None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> Iterator[RunningStack]:
+    """The stack started, ready and verified; stopped (reverse order) when the block ends."""
+    check_usable(stack, ctx)
+    plan = stack.plan(ctx)
+    if port_in_use(plan.front):
+        raise UsageError(
+            f"port {plan.front.port} is already in use on {plan.front.host}; "
+            "stop what listens there or pick another with --port"
+        )
+    ctx.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(ctx.run_dir, 0o700)
+    _write_files(plan)
+    running = RunningStack(name=stack.name, plan=plan)
+    try:
+        _start(running, ctx.run_dir, cpus, ready_timeout_s)
+        _verify_front(running, ctx)
+        yield running
+    finally:
+        for process in reversed(running.processes):
+            process.stop()
+
+
+def _verify_front(running: RunningStack, ctx: StackContext) -> None:
+    # a proxy can answer before its backends are warm; give a fresh stack a moment to settle
+    deadline = time.monotonic() + 3.0
+    while True:
+        mismatch = verify(running.front, ctx.app)
+        if mismatch is None:
+            return
+        gone = running.exited()
+        if gone is not None:
+            raise StackStartError(f"{running.name}: {gone}")
+        if time.monotonic() >= deadline:
+            raise VerificationError(
+                f"{running.name} serving {ctx.app.name} answered wrongly: {mismatch}; "
+                "fix the app or the expected response (--expect-status/--expect-json/--expect-regex)"
+            )
+        time.sleep(0.2)

@@ -1,0 +1,129 @@
+"""Is a stack up, and does it answer correctly? Readiness and response verification.
+
+Ready means the endpoint accepts a connection; correct means, for several random msisdns,
+status as expected, a JSON Content-Type when expected, and a body equal to the expected one as
+parsed JSON (or matching the expected regex). Nothing here spawns or stops a process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import re
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from serverbench.apps import App
+from serverbench.stacks.base import Endpoint, TcpEndpoint, UnixEndpoint
+
+
+def accepts_connection(endpoint: Endpoint, timeout_s: float = 0.5) -> bool:
+    try:
+        if isinstance(endpoint, UnixEndpoint):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout_s)
+                sock.connect(endpoint.path)
+        else:
+            with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s):
+                pass
+    except OSError:
+        return False
+    return True
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.05,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    deadline = clock() + timeout_s
+    while True:
+        if condition():
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(interval_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mismatch:
+    path: str
+    expected: str
+    got: str
+
+    def __str__(self) -> str:
+        return f"GET {self.path}: expected {self.expected}, got {self.got}"
+
+
+def random_msisdn(rng: random.Random) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(10))
+
+
+def check_once(endpoint: TcpEndpoint, app: App, msisdn: str, timeout_s: float) -> Mismatch | None:
+    path = app.path_for(msisdn)
+    connection = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout_s)
+    try:
+        connection.request("GET", path, headers={"Host": str(endpoint)})
+        response = connection.getresponse()
+        body = response.read()
+        content_type = response.getheader("Content-Type", "")
+    except (OSError, http.client.HTTPException) as error:
+        return Mismatch(
+            path=path, expected="an HTTP response", got=f"{type(error).__name__}: {error}"
+        )
+    finally:
+        connection.close()
+    expected = app.expected
+    if response.status != expected.status:
+        return Mismatch(
+            path=path,
+            expected=f"status {expected.status}",
+            got=f"status {response.status}: {_short(body)}",
+        )
+    if expected.json_content_type and "json" not in content_type.lower():
+        return Mismatch(path=path, expected="a JSON Content-Type", got=repr(content_type))
+    if expected.json_body is not None:
+        want = expected.body_for(msisdn)
+        try:
+            got = json.loads(body)
+        except ValueError:
+            return Mismatch(path=path, expected=json.dumps(want), got=_short(body))
+        if got != want:
+            return Mismatch(path=path, expected=json.dumps(want), got=json.dumps(got))
+    if expected.body_regex is not None and not re.search(
+        expected.body_regex, body.decode(errors="replace")
+    ):
+        return Mismatch(
+            path=path, expected=f"a body matching /{expected.body_regex}/", got=_short(body)
+        )
+    return None
+
+
+def verify(
+    endpoint: TcpEndpoint,
+    app: App,
+    *,
+    requests: int = 5,
+    timeout_s: float = 5.0,
+    seed: int | None = None,
+) -> Mismatch | None:
+    """The first mismatch over `requests` random msisdns (plus the load path), or None."""
+    rng = random.Random(seed)
+    msisdns = [random_msisdn(rng) for _ in range(requests)]
+    paths_seen = "{msisdn}" in app.path_template
+    for msisdn in msisdns if paths_seen else msisdns[:2]:
+        mismatch = check_once(endpoint, app, msisdn, timeout_s)
+        if mismatch is not None:
+            return mismatch
+    return None
+
+
+def _short(body: bytes, limit: int = 200) -> str:
+    text = body.decode(errors="replace")
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -1,0 +1,1 @@
+"""The seed report's apps, shipped so that `serverbench run` reproduces it with no app of the user's."""

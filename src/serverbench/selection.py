@@ -1,0 +1,56 @@
+"""What the user picked: stacks by name (or "all"), per-stack setting overrides, the app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from serverbench.app_probe import inspect_app
+from serverbench.apps import DEFAULT_APP, App, UserAppOptions, resolve_app
+from serverbench.errors import UsageError
+from serverbench.stacks import SEED_STACKS, STACKS, get_stack
+from serverbench.stacks.base import Stack
+
+
+def select_stacks(
+    names: Sequence[str] | None, *, default: Sequence[str] = SEED_STACKS
+) -> list[Stack]:
+    """Stacks in the order asked; "all" means every registered stack. Duplicates are dropped."""
+    wanted: list[str] = []
+    for name in names or default:
+        for part in name.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            expanded = list(STACKS) if part == "all" else [part]
+            wanted.extend(item for item in expanded if item not in wanted)
+    return [get_stack(name) for name in wanted]
+
+
+def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, dict[str, str]]:
+    """`--set NAME=VALUE` (every selected stack that has NAME) or `--set STACK.NAME=VALUE`."""
+    per_stack: dict[str, dict[str, str]] = {stack.name: {} for stack in stacks}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(
+                f"--set {pair!r}: expected NAME=VALUE or STACK.NAME=VALUE, e.g. --set workers=4"
+            )
+        stack_name, dot, setting = key.rpartition(".")
+        if dot:
+            if stack_name not in per_stack:
+                raise UsageError(
+                    f"--set {pair!r}: stack {stack_name!r} is not selected; add --stack {stack_name}"
+                )
+            targets = [stack_name]
+        else:
+            targets = [s.name for s in stacks if any(x.name == setting for x in s.settings)]
+            if not targets:
+                raise UsageError(f"--set {pair!r}: no selected stack has a setting {setting!r}")
+        for target in targets:
+            per_stack[target][setting] = value
+    return per_stack
+
+
+def prepare_app(spec: str | None, options: UserAppOptions) -> App:
+    app = resolve_app(spec or DEFAULT_APP, options)
+    return inspect_app(app, interface_given=options.interface is not None)

@@ -1,0 +1,35 @@
+"""The stack registry: name -> plugin class, explicit and greppable.
+
+Adding a stack = one module under `serverbench.stacks` with a class following `base.Stack`,
+plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from serverbench.errors import UsageError
+from serverbench.stacks.base import Stack
+
+STACKS: dict[str, str] = {
+    "gunicorn": "serverbench.stacks.gunicorn:Gunicorn",
+    "uvicorn": "serverbench.stacks.uvicorn:Uvicorn",
+    "bjoern": "serverbench.stacks.bjoern:Bjoern",
+}
+SEED_STACKS: tuple[str, ...] = ("gunicorn", "uvicorn", "bjoern")
+
+
+def get_stack(name: str) -> Stack:
+    try:
+        path = STACKS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown stack {name!r}; `serverbench stacks` lists them ({', '.join(STACKS)})"
+        ) from None
+    module_name, _, class_name = path.partition(":")
+    stack: Stack = getattr(importlib.import_module(module_name), class_name)()
+    return stack
+
+
+def all_stacks() -> list[Stack]:
+    return [get_stack(name) for name in STACKS]

@@ -1,0 +1,211 @@
+"""What a stack plugin is: typed settings in, a launch plan out. A plugin never spawns.
+
+A stack is a server with its settings and, for topologies, the other parts around it (nginx
+in front, supervisord managing instances). `Stack.plan()` turns a `StackContext` into a
+`LaunchPlan`: the components to start in order, the files they need, and where each one is
+ready. `lifecycle.py` is the only place that acts on a plan.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from serverbench.apps import App, Interface
+from serverbench.errors import UsageError
+
+SettingValue = int | str | bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpEndpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnixEndpoint:
+    path: str
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+Endpoint = TcpEndpoint | UnixEndpoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GeneratedFile:
+    path: Path
+    content: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Component:
+    """One process to start (it may fork workers of its own)."""
+
+    name: str
+    argv: tuple[str, ...]
+    ready: tuple[Endpoint, ...]  # every endpoint must accept a connection before the next starts
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    files: tuple[GeneratedFile, ...] = ()
+    stop_signal: signal.Signals = signal.SIGTERM
+    pinned: bool = True  # run on the server CPUs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LaunchPlan:
+    components: tuple[Component, ...]  # start order; stopped in reverse
+    front: TcpEndpoint  # where clients (wrk, the verifier) connect
+    settings: Mapping[str, SettingValue]  # resolved: what actually ran
+    notes: tuple[str, ...] = ()  # facts a reader needs, e.g. the WSGI-to-ASGI adapter used
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackContext:
+    app: App
+    host: str
+    port: int
+    run_dir: Path  # this stack's own folder: configs, sockets, logs
+    server_cpu_count: int  # CPUs the stack may use: worker defaults follow it
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+
+    @property
+    def front(self) -> TcpEndpoint:
+        return TcpEndpoint(host=self.host, port=self.port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setting:
+    """A setting a user may override with `--set NAME=VALUE` (or `--set STACK.NAME=VALUE`)."""
+
+    name: str
+    kind: type[int] | type[str] | type[bool]
+    default: Callable[[StackContext], SettingValue]
+    help: str
+    minimum: int | None = None
+    choices: tuple[str, ...] = ()
+    source: str = ""  # where the default comes from (vendor docs), shown in the report
+
+
+class Stack(Protocol):
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line for `serverbench stacks`
+    model: ClassVar[str]  # how the server works, for the report's analysis
+    interfaces: ClassVar[frozenset[Interface]]
+    packages: ClassVar[tuple[str, ...]]  # distributions whose versions a result records
+    settings: ClassVar[tuple[Setting, ...]]
+
+    def unavailable_reason(self) -> str | None:
+        """None when usable here; otherwise why not and how to fix it."""
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        """The processes that serve ctx.app on ctx.front. Must not spawn anything."""
+
+
+def backlog_default(ctx: StackContext) -> int:
+    return 2048
+
+
+def resolve_settings(stack: Stack, ctx: StackContext) -> dict[str, SettingValue]:
+    """Defaults from the context, overridden by the user's values, validated."""
+    known = {setting.name: setting for setting in stack.settings}
+    unknown = sorted(set(ctx.overrides) - set(known))
+    if unknown:
+        names = ", ".join(known) or "none"
+        raise UsageError(
+            f"stack {stack.name} has no setting {unknown[0]!r}; its settings are: {names}"
+        )
+    resolved: dict[str, SettingValue] = {}
+    for setting in stack.settings:
+        raw = ctx.overrides.get(setting.name)
+        resolved[setting.name] = (
+            setting.default(ctx) if raw is None else _parse(stack.name, setting, raw)
+        )
+    return resolved
+
+
+def _parse(stack_name: str, setting: Setting, raw: str) -> SettingValue:
+    where = f"{stack_name}.{setting.name}={raw}"
+    if setting.kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{where}: expected true or false")
+    if setting.kind is int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise UsageError(f"{where}: expected a whole number") from None
+        if setting.minimum is not None and value < setting.minimum:
+            raise UsageError(f"{where}: must be at least {setting.minimum}")
+        return value
+    if setting.choices and raw not in setting.choices:
+        raise UsageError(f"{where}: expected one of {', '.join(setting.choices)}")
+    return raw
+
+
+def module_missing(*modules: str) -> str | None:
+    """The first module of `modules` that cannot be imported, if any."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def missing_module_reason(module: str, requirement: str) -> str:
+    return f"Python module {module} is not installed; run: .venv/bin/pip install '{requirement}'"
+
+
+def missing_tool_reason(tool: str, package: str) -> str | None:
+    if shutil.which(tool) is None:
+        return f"{tool} is not on PATH; install it: apt-get install {package}"
+    return None
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def app_env(ctx: StackContext) -> dict[str, str]:
+    """Environment every server process of the stack gets, so a user's app imports."""
+    env: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
+    if ctx.app.search_path:
+        env["PYTHONPATH"] = ctx.app.search_path
+    return env
+
+
+WSGI_AS_ASGI = "serverbench.shims.wsgi_as_asgi:app"
+
+
+def asgi_target(ctx: StackContext, env: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The import string an ASGI server loads, wrapping a WSGI app in a2wsgi when needed."""
+    if ctx.app.interface == "asgi":
+        return ctx.app.import_string, ()
+    env["SERVERBENCH_WSGI_APP"] = ctx.app.import_string
+    versions = package_versions(("a2wsgi",))
+    adapter = f"a2wsgi.WSGIMiddleware (a2wsgi {versions.get('a2wsgi', '?')})"
+    return WSGI_AS_ASGI, (f"WSGI app served through {adapter}",)
+
+
+def workers_per_cpu(ctx: StackContext) -> int:
+    return max(1, ctx.server_cpu_count)

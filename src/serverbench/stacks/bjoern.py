@@ -1,0 +1,78 @@
+"""bjoern: the seed report's C WSGI server on libev; one process, or N sharing the port."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    LaunchPlan,
+    Setting,
+    StackContext,
+    app_env,
+    missing_module_reason,
+    module_missing,
+    resolve_settings,
+)
+
+INSTALL_HINT = "apt-get install libev-dev && .venv/bin/pip install bjoern"
+
+
+def bjoern_argv(ctx: StackContext, port: int, processes: int, backlog: int) -> tuple[str, ...]:
+    return (
+        ctx.python,
+        "-m",
+        "serverbench.shims.bjoern_serve",
+        ctx.app.import_string,
+        ctx.host,
+        str(port),
+        "--processes",
+        str(processes),
+        "--backlog",
+        str(backlog),
+    )
+
+
+class Bjoern:
+    name: ClassVar[str] = "bjoern"
+    summary: ClassVar[str] = "bjoern, single-threaded C WSGI server (N processes via SO_REUSEPORT)"
+    model: ClassVar[str] = (
+        "C server on a libev event loop, single-threaded: one process serves every connection "
+        "with keep-alive; more processes share the port with SO_REUSEPORT and the kernel "
+        "spreads connections between them"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
+    packages: ClassVar[tuple[str, ...]] = ("bjoern",)
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="processes",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 1,
+            help="processes sharing the port with SO_REUSEPORT",
+            source="the seed report ran one bjoern process",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 1024,
+            help="listen backlog",
+            source="bjoern default 1024",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        if module_missing("bjoern"):
+            return missing_module_reason("bjoern", "bjoern") + f" (it compiles: {INSTALL_HINT})"
+        return None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        argv = bjoern_argv(ctx, ctx.port, int(settings["processes"]), int(settings["backlog"]))
+        return LaunchPlan(
+            components=(Component(name="bjoern", argv=argv, ready=(ctx.front,), env=app_env(ctx)),),
+            front=ctx.front,
+            settings=settings,
+        )

@@ -1,0 +1,105 @@
+"""Gunicorn with its sync worker: the seed report's pre-fork WSGI server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    LaunchPlan,
+    Setting,
+    SettingValue,
+    StackContext,
+    app_env,
+    backlog_default,
+    missing_module_reason,
+    module_missing,
+    resolve_settings,
+)
+
+DOCS = "https://docs.gunicorn.org/en/stable/design.html#how-many-workers"
+
+
+def gunicorn_argv(ctx: StackContext, settings: Mapping[str, SettingValue], bind: str) -> list[str]:
+    """The options every gunicorn stack shares (the worker class is added by each stack)."""
+    return [
+        ctx.python,
+        "-m",
+        "gunicorn",
+        # gunicorn >= 25.1 otherwise creates $HOME/.gunicorn/gunicorn.ctl, shared by every instance
+        "--no-control-socket",
+        "--bind",
+        bind,
+        "--workers",
+        str(settings["workers"]),
+        "--backlog",
+        str(settings["backlog"]),
+        "--keep-alive",
+        str(settings["keep_alive"]),
+        "--log-level",
+        "warning",
+    ]
+
+
+class Gunicorn:
+    name: ClassVar[str] = "gunicorn"
+    summary: ClassVar[str] = "gunicorn, pre-fork sync workers"
+    model: ClassVar[str] = (
+        "pre-fork: a master process forks worker processes; each sync worker handles one request "
+        "at a time and closes the connection after it (no keep-alive)"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
+    packages: ClassVar[tuple[str, ...]] = ("gunicorn",)
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="workers",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 2 * ctx.server_cpu_count + 1,
+            help="worker processes",
+            source=f"gunicorn docs: (2 x num_cores) + 1 ({DOCS})",
+        ),
+        Setting(
+            name="threads",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 1,
+            help="threads per worker (above 1 gunicorn switches to the gthread worker)",
+            source="gunicorn default",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=backlog_default,
+            help="listen backlog",
+            source="gunicorn default 2048",
+        ),
+        Setting(
+            name="keep_alive",
+            kind=int,
+            minimum=0,
+            default=lambda ctx: 2,
+            help="seconds to keep an idle connection (ignored by the sync worker)",
+            source="gunicorn default",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        if module_missing("gunicorn"):
+            return missing_module_reason("gunicorn", "gunicorn==27.0.1")
+        return None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        argv = gunicorn_argv(ctx, settings, str(ctx.front))
+        argv += ["--threads", str(settings["threads"]), ctx.app.import_string]
+        return LaunchPlan(
+            components=(
+                Component(name="gunicorn", argv=tuple(argv), ready=(ctx.front,), env=app_env(ctx)),
+            ),
+            front=ctx.front,
+            settings=settings,
+        )

@@ -1,0 +1,113 @@
+"""Uvicorn: the seed report's ASGI server, with uvloop and httptools (uvicorn[standard])."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    LaunchPlan,
+    Setting,
+    StackContext,
+    app_env,
+    asgi_target,
+    backlog_default,
+    missing_module_reason,
+    module_missing,
+    resolve_settings,
+    workers_per_cpu,
+)
+
+
+class Uvicorn:
+    name: ClassVar[str] = "uvicorn"
+    summary: ClassVar[str] = "uvicorn with uvloop + httptools; WSGI apps through a2wsgi"
+    model: ClassVar[str] = (
+        "event loop: each worker process runs one asyncio (uvloop) loop that multiplexes many "
+        "connections; a WSGI app runs in a thread pool behind the a2wsgi adapter"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"asgi", "wsgi"})
+    packages: ClassVar[tuple[str, ...]] = ("uvicorn", "uvloop", "httptools", "a2wsgi")
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="workers",
+            kind=int,
+            minimum=1,
+            default=workers_per_cpu,
+            help="worker processes",
+            source="uvicorn docs: one worker per CPU core (--workers / WEB_CONCURRENCY)",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=backlog_default,
+            help="listen backlog",
+            source="uvicorn default 2048",
+        ),
+        Setting(
+            name="keep_alive",
+            kind=int,
+            minimum=0,
+            default=lambda ctx: 5,
+            help="--timeout-keep-alive seconds",
+            source="uvicorn default",
+        ),
+        Setting(
+            name="loop",
+            kind=str,
+            choices=("uvloop", "asyncio"),
+            default=lambda ctx: "uvloop",
+            help="event loop (asyncio with --workers has a 44 ms Nagle floor, uvicorn#3149)",
+            source="uvicorn[standard]",
+        ),
+        Setting(
+            name="http",
+            kind=str,
+            choices=("httptools", "h11"),
+            default=lambda ctx: "httptools",
+            help="HTTP parser",
+            source="uvicorn[standard]",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        missing = module_missing("uvicorn", "uvloop", "httptools", "a2wsgi")
+        if missing:
+            return missing_module_reason(missing, "uvicorn[standard]' 'a2wsgi")
+        return None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        env = app_env(ctx)
+        target, notes = asgi_target(ctx, env)
+        argv = (
+            ctx.python,
+            "-m",
+            "uvicorn",
+            "--host",
+            ctx.host,
+            "--port",
+            str(ctx.port),
+            "--workers",
+            str(settings["workers"]),
+            "--backlog",
+            str(settings["backlog"]),
+            "--timeout-keep-alive",
+            str(settings["keep_alive"]),
+            "--loop",
+            str(settings["loop"]),
+            "--http",
+            str(settings["http"]),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            target,
+        )
+        return LaunchPlan(
+            components=(Component(name="uvicorn", argv=argv, ready=(ctx.front,), env=env),),
+            front=ctx.front,
+            settings=settings,
+            notes=notes,
+        )
