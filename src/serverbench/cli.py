@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import random
 import signal
 import sys
 import tempfile
@@ -22,11 +23,22 @@ from types import FrameType
 from serverbench import __version__, process
 from serverbench.apps import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
 from serverbench.errors import ServerbenchError, StackUnavailable, UsageError
-from serverbench.host_limits import plan_cpu_split, raise_nofile_limit
+from serverbench.host_limits import check_connections_fit, plan_cpu_split, raise_nofile_limit
 from serverbench.lifecycle import free_port, running_stack
+from serverbench.profiles import (
+    DEFAULT_REPEATS,
+    ProfileOverrides,
+    load_profile_file,
+    select_profiles,
+)
+from serverbench.report import write_reports
+from serverbench.results import RESULTS_NAME
+from serverbench.resume import resume_plan
+from serverbench.runner import Runner, RunPlan, check_wrk_available, new_document
 from serverbench.selection import parse_overrides, prepare_app, select_stacks
 from serverbench.stacks import STACKS, all_stacks
 from serverbench.stacks.base import StackContext, package_versions
+from serverbench.summary import summary_table
 from serverbench.textable import render_table
 
 Handler = Callable[[argparse.Namespace], int]
@@ -176,6 +188,72 @@ def cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(0.5)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.resume:
+        plan, document = resume_plan(Path(args.resume))
+    else:
+        plan = _new_run_plan(args)
+        document = new_document(plan, ["serverbench", *sys.argv[1:]])
+    for profile in plan.profiles:
+        check_connections_fit(profile.connections)
+    check_wrk_available()
+    for warning in document["host_warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if plan.split.shared:
+        print(
+            "warning: wrk and the servers share CPUs "
+            f"({plan.split.server_taskset()}); numbers are lower bounds",
+            file=sys.stderr,
+        )
+    print(f"results: {plan.out_dir / RESULTS_NAME}", file=sys.stderr)
+    Runner(plan, document).run()
+    print(summary_table(document))
+    written = write_reports(document, plan.out_dir)
+    print(f"\nresults: {plan.out_dir / RESULTS_NAME}")
+    for path in written:
+        print(f"report: {path}")
+    return 0
+
+
+def _new_run_plan(args: argparse.Namespace) -> RunPlan:
+    stacks = select_stacks(args.stack)
+    overrides = parse_overrides(args.set, stacks)
+    apps = [prepare_app(spec, _app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    extra = load_profile_file(Path(args.config)) if args.config else {}
+    profiles = select_profiles(
+        args.profile,
+        ProfileOverrides(
+            duration_s=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            warmup_s=args.warmup,
+            timeout_s=args.timeout,
+        ),
+        extra,
+    )
+    if args.repeats < 1:
+        raise UsageError(f"--repeats {args.repeats}: at least one repeat is needed")
+    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("serverbench-results") / stamp
+    if (out / RESULTS_NAME).exists():
+        raise UsageError(
+            f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "
+            "or choose another --out"
+        )
+    return RunPlan(
+        stack_names=tuple(stack.name for stack in stacks),
+        apps=tuple(apps),
+        profiles=tuple(profiles),
+        repeats=args.repeats,
+        overrides=overrides,
+        split=split,
+        out_dir=out,
+        references=not args.no_references,
+        order_seed=random.randrange(2**31),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="serverbench",
@@ -198,6 +276,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     serve.add_argument("--out", help="folder for configs and logs (default: a new temporary one)")
     serve.set_defaults(handler=cmd_serve)
+
+    run = sub.add_parser(
+        "run", help="benchmark stacks x apps x profiles with wrk, write the report"
+    )
+    _add_stack_options(run, many=True)
+    _add_app_options(run, many=True)
+    run.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="quick (default: quick-moderate + quick-high), seed (moderate + high), moderate, "
+        "high, smoke, or one from --config",
+    )
+    run.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="rounds (default 3)")
+    run.add_argument("--duration", type=float, help="measured seconds, for every profile")
+    run.add_argument("--connections", type=int, help="connections, for every profile")
+    run.add_argument("--threads", type=int, help="wrk threads, for every profile")
+    run.add_argument("--warmup", type=float, help="warm-up seconds, for every profile")
+    run.add_argument("--timeout", type=float, help="wrk --timeout seconds, for every profile")
+    run.add_argument("--config", help="TOML file with [profiles.NAME] tables")
+    run.add_argument("--out", help="results folder (default serverbench-results/<time>)")
+    run.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    run.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the nginx-static ceiling (the in-process app cost is always measured)",
+    )
+    run.set_defaults(handler=cmd_run)
     return parser
 
 

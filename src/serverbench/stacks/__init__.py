@@ -15,6 +15,7 @@ STACKS: dict[str, str] = {
     "gunicorn": "serverbench.stacks.gunicorn:Gunicorn",
     "uvicorn": "serverbench.stacks.uvicorn:Uvicorn",
     "bjoern": "serverbench.stacks.bjoern:Bjoern",
+    "nginx-static": "serverbench.stacks.nginx:NginxStatic",
 }
 SEED_STACKS: tuple[str, ...] = ("gunicorn", "uvicorn", "bjoern")
 

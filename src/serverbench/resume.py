@@ -1,0 +1,38 @@
+"""Continuing an interrupted run: the plan rebuilt from its results file, finished jobs kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serverbench.apps import app_from_dict
+from serverbench.errors import ResultsError
+from serverbench.host_limits import cpu_split_from_dict
+from serverbench.profiles import profile_from_dict
+from serverbench.results import Document, load, results_path
+from serverbench.runner import RunPlan
+
+
+def resume_plan(folder: Path) -> tuple[RunPlan, Document]:
+    path = results_path(folder)
+    document = load(path)
+    if document.get("status") == "complete":
+        raise ResultsError(f"{path} is a complete run; there is nothing to resume")
+    saved = document["plan"]
+    plan = RunPlan(
+        stack_names=tuple(saved["stacks"]),
+        apps=tuple(app_from_dict(document["apps"][name]) for name in saved["apps"]),
+        profiles=tuple(profile_from_dict(p) for p in saved["profiles"]),
+        repeats=int(saved["repeats"]),
+        overrides={k: dict(v) for k, v in saved["overrides"].items()},
+        split=cpu_split_from_dict(document["cpu_split"]),
+        out_dir=path.parent,
+        references=bool(saved["references"]),
+        time_wait_threshold=int(saved["time_wait_threshold"]),
+        max_drain_s=float(saved["max_drain_s"]),
+        order_seed=int(saved["order_seed"]),
+    )
+    document["status"] = "running"
+    document.setdefault("events", []).append(
+        {"kind": "resumed", "runs_kept": len(document["runs"])}
+    )
+    return plan, document

@@ -1,0 +1,434 @@
+"""Orchestration of `serverbench run`: the stack x app x profile x repeat matrix, measured.
+
+For every round (one per repeat) the stack x app cells are shuffled; each job starts a fresh
+stack, verifies it, primes and warms it up (discarded), measures with wrk while sampling every
+process, verifies it again, and stops it. Every finished job is written to results.json at
+once, so an interrupted run keeps what it measured and `--resume` continues from there. The
+nginx-static ceiling is measured in the same rounds, as a reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from serverbench import __version__
+from serverbench.app_probe import measure_in_process_cost
+from serverbench.apps import BUILTIN_APPS, App, app_to_dict
+from serverbench.environment import collect_environment, environment_to_dict
+from serverbench.errors import (
+    AppError,
+    LoadGeneratorError,
+    ServerbenchError,
+    StackStartError,
+    StackUnavailable,
+    VerificationError,
+)
+from serverbench.host_limits import (
+    CpuSplit,
+    backlog_warnings,
+    cpu_split_to_dict,
+    time_wait_count,
+    wait_for_time_wait_drain,
+)
+from serverbench.lifecycle import RunningStack, check_usable, free_port, running_stack
+from serverbench.monitor import Monitor, usage_to_dict
+from serverbench.probe import verify
+from serverbench.profiles import Profile, profile_to_dict
+from serverbench.progress import RunProgress
+from serverbench.results import RESULTS_NAME, Document, save
+from serverbench.stacks import get_stack
+from serverbench.stacks.base import Stack, StackContext, package_versions
+from serverbench.wrk import (
+    WrkMeasurement,
+    WrkSettings,
+    build_argv,
+    lua_script_path,
+    measurement_to_dict,
+)
+from serverbench.wrk_runner import run_wrk
+
+REFERENCE_STACK = "nginx-static"
+PRIMER_CONNECTIONS = 8
+STARTUP_ESTIMATE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlan:
+    stack_names: tuple[str, ...]
+    apps: tuple[App, ...]
+    profiles: tuple[Profile, ...]
+    repeats: int
+    overrides: dict[str, dict[str, str]]
+    split: CpuSplit
+    out_dir: Path
+    references: bool = True
+    time_wait_threshold: int = 20000
+    max_drain_s: float = 60.0
+    order_seed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    round: int
+    stack: str
+    app: App
+    profile: Profile
+    role: str  # "stack" or "reference"
+
+    @property
+    def id(self) -> str:
+        return f"{self.round}/{self.stack}/{self.app.name}/{self.profile.name}"
+
+    @property
+    def planned_s(self) -> float:
+        return (
+            STARTUP_ESTIMATE_S
+            + self.profile.primer_s
+            + self.profile.warmup_s
+            + self.profile.duration_s
+        )
+
+
+def reference_app(apps: Sequence[App]) -> App:
+    """The ceiling answers the seed's JSON; user apps are read against it on the seed path."""
+    return next((app for app in apps if app.builtin), BUILTIN_APPS["seed-flask"])
+
+
+def plan_jobs(plan: RunPlan) -> list[Job]:
+    rng = random.Random(plan.order_seed)
+    cells: list[tuple[str, App, str]] = [
+        (stack, app, "stack") for stack in plan.stack_names for app in plan.apps
+    ]
+    if plan.references:
+        cells.append((REFERENCE_STACK, reference_app(plan.apps), "reference"))
+    jobs: list[Job] = []
+    for round_number in range(1, plan.repeats + 1):
+        order = list(cells)
+        rng.shuffle(order)
+        for stack, app, role in order:
+            jobs.extend(
+                Job(round=round_number, stack=stack, app=app, profile=p, role=role)
+                for p in plan.profiles
+            )
+    return jobs
+
+
+def check_wrk_available() -> None:
+    if shutil.which("wrk") is None:
+        raise LoadGeneratorError(
+            "wrk is not on PATH; install it: apt-get install wrk (or run scripts/setup)"
+        )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_document(plan: RunPlan, command: Sequence[str]) -> Document:
+    stacks: dict[str, Any] = {}
+    for name in (*plan.stack_names, *((REFERENCE_STACK,) if plan.references else ())):
+        stack = get_stack(name)
+        stacks[name] = {
+            "summary": stack.summary,
+            "model": stack.model,
+            "interfaces": sorted(stack.interfaces),
+            "packages": package_versions(stack.packages),
+            "setting_sources": {s.name: s.source for s in stack.settings},
+            "unavailable": stack.unavailable_reason(),
+        }
+    max_connections = max(p.connections for p in plan.profiles)
+    return {
+        "schema_version": 1,
+        "serverbench_version": __version__,
+        "status": "running",
+        "created_at": now(),
+        "updated_at": now(),
+        "command": list(command),
+        "environment": environment_to_dict(collect_environment()),
+        "cpu_split": cpu_split_to_dict(plan.split),
+        "host_warnings": backlog_warnings(max_connections),
+        "plan": {
+            "stacks": list(plan.stack_names),
+            "apps": [app.name for app in plan.apps],
+            "profiles": [profile_to_dict(p) for p in plan.profiles],
+            "repeats": plan.repeats,
+            "overrides": plan.overrides,
+            "references": plan.references,
+            "order_seed": plan.order_seed,
+            "time_wait_threshold": plan.time_wait_threshold,
+            "max_drain_s": plan.max_drain_s,
+        },
+        "apps": {app.name: app_to_dict(app) for app in plan.apps},
+        "stacks": stacks,
+        "references": {"app_cost": {}},
+        "runs": [],
+        "events": [],
+    }
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: RunPlan,
+        document: Document,
+        *,
+        measure: Callable[..., WrkMeasurement] = run_wrk,
+    ) -> None:
+        self.plan = plan
+        self.document = document
+        self.path = plan.out_dir / RESULTS_NAME
+        self.measure = measure  # the load driver: real wrk, or a fake one in fast tests
+
+    def save(self) -> None:
+        self.document["updated_at"] = now()
+        save(self.document, self.path)
+
+    def done_ids(self) -> set[str]:
+        return {run["id"] for run in self.document["runs"]}
+
+    def run(self) -> Document:
+        jobs = [job for job in plan_jobs(self.plan) if job.id not in self.done_ids()]
+        self.save()
+        try:
+            with RunProgress(
+                sum(j.planned_s for j in jobs) + 4 * len(self.plan.apps), len(jobs)
+            ) as progress:
+                self._measure_app_costs(progress)
+                for job in jobs:
+                    progress.begin(
+                        f"{job.stack} · {job.app.name} · {job.profile.name} · round {job.round}/{self.plan.repeats}"
+                    )
+                    self._drain_time_wait(progress)
+                    record = self._run_job(job, progress)
+                    self.document["runs"].append(record)
+                    self.save()
+                    progress.finish(job.planned_s)
+        except BaseException:
+            self.document["status"] = "interrupted"
+            self.save()
+            raise
+        self.document["status"] = "complete"
+        self.save()
+        return self.document
+
+    def _measure_app_costs(self, progress: RunProgress) -> None:
+        costs = self.document["references"]["app_cost"]
+        for app in self.plan.apps:
+            if app.name in costs:
+                continue
+            progress.note(f"measuring {app.name}'s own cost per request in-process")
+            try:
+                cost = measure_in_process_cost(app, duration_s=2.0)
+            except AppError as error:
+                costs[app.name] = {"error": str(error)}
+            else:
+                costs[app.name] = dataclasses.asdict(cost)
+            self.save()
+
+    def _drain_time_wait(self, progress: RunProgress) -> None:
+        count = time_wait_count()
+        if count <= self.plan.time_wait_threshold:
+            return
+        progress.note(f"waiting for {count} TIME_WAIT sockets to drain")
+        waited = wait_for_time_wait_drain(self.plan.time_wait_threshold, self.plan.max_drain_s)
+        self.document["events"].append(
+            {
+                "at": now(),
+                "kind": "time_wait_pause",
+                "time_wait_before": count,
+                "time_wait_after": time_wait_count(),
+                "waited_s": round(waited, 2),
+            }
+        )
+
+    def _record(self, job: Job, status: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "round": job.round,
+            "stack": job.stack,
+            "app": job.app.name,
+            "profile": job.profile.name,
+            "role": job.role,
+            "status": status,
+            "failure": None,
+            **fields,
+        }
+
+    def _run_job(self, job: Job, progress: RunProgress) -> dict[str, Any]:
+        stack = get_stack(job.stack)
+        ctx = StackContext(
+            app=job.app,
+            host="127.0.0.1",
+            port=free_port(),
+            run_dir=self.plan.out_dir / "logs" / job.id.replace("/", "-"),
+            server_cpu_count=len(self.plan.split.server_cpus),
+            overrides=self.plan.overrides.get(job.stack, {}),
+        )
+        started_at = now()
+        try:
+            check_usable(stack, ctx)
+        except StackUnavailable as error:
+            return self._record(
+                job, "skipped", failure={"kind": "unavailable", "message": str(error)}
+            )
+        try:
+            with running_stack(stack, ctx, cpus=self.plan.split.server_taskset()) as running:
+                return self._measure(job, stack, ctx, running, started_at)
+        except (StackStartError, VerificationError) as error:
+            kind = "start" if isinstance(error, StackStartError) else "verify"
+            progress.note(f"{job.stack} failed: {str(error).splitlines()[0]}")
+            return self._record(
+                job,
+                "failed",
+                started_at=started_at,
+                finished_at=now(),
+                failure={"kind": kind, "message": str(error)},
+            )
+        except ServerbenchError as error:
+            progress.note(f"{job.stack} failed: {str(error).splitlines()[0]}")
+            return self._record(
+                job,
+                "failed",
+                started_at=started_at,
+                finished_at=now(),
+                failure={"kind": "error", "message": str(error)},
+            )
+
+    def _wrk(
+        self,
+        job: Job,
+        running: RunningStack,
+        settings: WrkSettings,
+        label: str,
+        on_start: Callable[[int], None] | None = None,
+    ) -> WrkMeasurement:
+        return self.measure(
+            settings,
+            running.url + job.app.load_path,
+            out_dir=self.plan.out_dir / "logs" / job.id.replace("/", "-"),
+            label=label,
+            cpus=self.plan.split.client_taskset(),
+            on_start=on_start,
+        )
+
+    def _measure(
+        self, job: Job, stack: Stack, ctx: StackContext, running: RunningStack, started_at: str
+    ) -> dict[str, Any]:
+        profile = job.profile
+        if profile.primer_s > 0:
+            primer = WrkSettings(
+                threads=1,
+                connections=min(PRIMER_CONNECTIONS, profile.connections),
+                duration_s=max(1.0, profile.primer_s),
+                timeout_s=profile.timeout_s,
+            )
+            self._wrk(job, running, primer, "primer")
+        shape = WrkSettings(
+            threads=profile.threads,
+            connections=profile.connections,
+            duration_s=profile.duration_s,
+            timeout_s=profile.timeout_s,
+        )
+        if profile.warmup_s > 0:
+            self._wrk(
+                job,
+                running,
+                dataclasses.replace(shape, duration_s=max(1.0, profile.warmup_s)),
+                "warmup",
+            )
+        common: dict[str, Any] = {
+            "started_at": started_at,
+            "commands": running.commands(),
+            "settings": dict(running.plan.settings),
+            "notes": list(running.plan.notes),
+            "cpus": {
+                "server": self.plan.split.server_taskset(),
+                "client": self.plan.split.client_taskset(),
+            },
+            "wrk_argv": list(
+                build_argv(
+                    shape,
+                    running.url + job.app.load_path,
+                    str(lua_script_path()),
+                    self.plan.split.client_taskset(),
+                )
+            ),
+        }
+        client_monitor: list[Monitor] = []
+
+        def watch_wrk(pid: int) -> None:
+            monitor = Monitor({"wrk": pid})
+            monitor.start()
+            client_monitor.append(monitor)
+
+        server_monitor = Monitor(running.component_pids())
+        server_monitor.start()
+        try:
+            measurement = self._wrk(job, running, shape, "measure", on_start=watch_wrk)
+        except LoadGeneratorError as error:
+            return self._record(
+                job,
+                "failed",
+                **common,
+                finished_at=now(),
+                failure={"kind": "load", "message": str(error)},
+            )
+        finally:
+            server_usage = server_monitor.stop()
+            client_usage = client_monitor[0].stop() if client_monitor else None
+        died = running.exited()
+        mismatch = verify(running.front, job.app) if died is None else None
+        fields: dict[str, Any] = {
+            **common,
+            "finished_at": now(),
+            "wrk": measurement_to_dict(measurement),
+            "derived": {
+                "good_responses": measurement.good_responses,
+                "requests_per_sec": measurement.requests_per_sec,
+                "raw_requests_per_sec": measurement.raw_requests_per_sec,
+                "transfer_bytes_per_sec": measurement.transfer_bytes_per_sec,
+            },
+            "usage": {
+                "server": usage_to_dict(server_usage),
+                "client": usage_to_dict(client_usage) if client_usage else None,
+            },
+            "post_verify": str(mismatch) if mismatch else None,
+        }
+        if died is not None:
+            return self._record(
+                job,
+                "failed",
+                **fields,
+                failure={
+                    "kind": "died",
+                    "message": f"{job.stack} died during the measurement: {died}",
+                },
+            )
+        if measurement.good_responses == 0:
+            return self._record(
+                job,
+                "failed",
+                **fields,
+                failure={
+                    "kind": "no_good_responses",
+                    "message": "no correct response during the measurement (every request failed or timed out)",
+                },
+            )
+        if mismatch is not None and mismatch.expected != "an HTTP response":
+            return self._record(
+                job,
+                "failed",
+                **fields,
+                failure={
+                    "kind": "wrong_response",
+                    "message": f"answered wrongly after the load: {mismatch}",
+                },
+            )
+        return self._record(job, "ok", **fields)

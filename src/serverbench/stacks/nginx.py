@@ -1,0 +1,152 @@
+"""nginx as serverbench runs it: a generated config in the stack's folder, in the foreground.
+
+Shared by every topology with nginx in it, and by `nginx-static`, the reference ceiling: nginx
+answering the seed's JSON by itself, no Python, on the server CPUs. Whatever a Python stack
+reaches is read against it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    GeneratedFile,
+    LaunchPlan,
+    Setting,
+    StackContext,
+    TcpEndpoint,
+    missing_tool_reason,
+    resolve_settings,
+    workers_per_cpu,
+)
+
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_binary() -> str:
+    return NGINX if os.path.exists(NGINX) else "nginx"
+
+
+def render_conf(
+    *,
+    workers: int,
+    listen: TcpEndpoint,
+    backlog: int,
+    server_body: str,
+    http_extra: str = "",
+    worker_connections: int = 16384,
+) -> str:
+    # a root master would run its workers as "nobody", who cannot enter the owner-only run folder
+    user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
+    return f"""{user}worker_processes {workers};
+worker_rlimit_nofile {worker_connections * 2};
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+
+events {{
+    worker_connections {worker_connections};
+    multi_accept on;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+{http_extra}
+    server {{
+        listen {listen} backlog={backlog};
+{server_body}
+    }}
+}}
+"""
+
+
+def nginx_component(prefix: Path, conf: str, ready: TcpEndpoint) -> Component:
+    return Component(
+        name="nginx",
+        argv=(
+            nginx_binary(),
+            "-p",
+            f"{prefix}/",
+            "-c",
+            "nginx.conf",
+            "-e",
+            "logs/error.log",
+            "-g",
+            "daemon off;",
+        ),
+        ready=(ready,),
+        files=(
+            GeneratedFile(path=prefix / "nginx.conf", content=conf),
+            GeneratedFile(path=prefix / "logs" / ".keep", content=""),
+            GeneratedFile(path=prefix / "tmp" / ".keep", content=""),
+        ),
+    )
+
+
+STATIC_BODY = """        location ~ ^/api/v2/(?<msisdn>[^/]+)$ {
+            default_type application/json;
+            return 200 '{"msisdn":"$msisdn","status":"ok"}\\n';
+        }
+        location / {
+            default_type application/json;
+            return 200 '{"status":"ok"}\\n';
+        }"""
+
+
+class NginxStatic:
+    name: ClassVar[str] = "nginx-static"
+    summary: ClassVar[str] = "reference: nginx answers the seed's JSON itself (no Python)"
+    model: ClassVar[str] = (
+        "reference ceiling: nginx worker processes answer the seed's JSON from the config, with "
+        "no Python; what the load generator and loopback allow on the server CPUs"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi", "asgi"})
+    packages: ClassVar[tuple[str, ...]] = ()
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="workers",
+            kind=int,
+            minimum=1,
+            default=workers_per_cpu,
+            help="nginx worker processes",
+            source="nginx docs: worker_processes auto (one per core)",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 4096,
+            help="listen backlog",
+            source="serverbench",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        return missing_tool_reason("nginx", "nginx") if not os.path.exists(NGINX) else None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        prefix = ctx.run_dir / "nginx"
+        conf = render_conf(
+            workers=int(settings["workers"]),
+            listen=ctx.front,
+            backlog=int(settings["backlog"]),
+            server_body=STATIC_BODY,
+        )
+        return LaunchPlan(
+            components=(nginx_component(prefix, conf, ctx.front),),
+            front=ctx.front,
+            settings=settings,
+            notes=("reference ceiling: answers the seed's JSON for /api/v2/<msisdn> itself",),
+        )
