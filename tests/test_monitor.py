@@ -1,0 +1,185 @@
+"""Tests of monitor: real process trees sampled with psutil, and the dict round trip."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import psutil
+import pytest
+
+from serverbench.errors import ResultsError
+from serverbench.monitor import ComponentUsage, Monitor, Usage, usage_from_dict, usage_to_dict
+
+# A parent that forks one grandchild; both burn CPU for `BURN_S` then idle until killed.
+BURN_TREE = """
+import os, sys, time
+pid = os.fork()
+if pid:
+    print(pid, flush=True)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    pass
+time.sleep(60)
+"""
+
+# A parent that keeps forking short-lived children, like a server respawning workers.
+RESPAWN_TREE = """
+import os, time
+while True:
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.05)
+        os._exit(0)
+    time.sleep(0.02)
+    os.waitpid(pid, 0)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@contextmanager
+def spawn(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """Run a script in its own process group; kill the group after and check nothing remains."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    members: set[int] = {proc.pid}
+    try:
+        yield proc
+    finally:
+        with suppress(psutil.NoSuchProcess):
+            members.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        deadline = time.monotonic() + 3
+        while not all(_gone(pid) for pid in members) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(_gone(pid) for pid in members), "processes left behind"
+
+
+@pytest.mark.integration
+def test_monitor_measures_a_forked_tree() -> None:
+    with spawn(BURN_TREE, "1.2") as proc:
+        assert proc.stdout is not None
+        grandchild = int(proc.stdout.readline())
+        with Monitor({"burner": proc.pid}, interval_s=0.1) as monitor:
+            time.sleep(1.0)
+        usage = monitor.usage
+        burner = usage.component("burner")
+        assert psutil.Process(grandchild).ppid() == proc.pid
+    assert usage.samples >= 5
+    assert 0.9 < usage.window_s < 2.0
+    assert burner.cpu_seconds > 0.3
+    assert burner.processes_max == 2
+    assert burner.rss_peak_bytes > 0
+    assert 0 < burner.rss_mean_bytes <= burner.rss_peak_bytes
+    assert burner.threads_max >= 2
+    assert burner.cpu_percent_max >= burner.cpu_percent_mean > 0
+    assert usage.cpu_seconds_for(["burner"]) == burner.cpu_seconds
+    # The sampler must stay cheap next to the benchmark it watches.
+    assert usage.sampler_cpu_s < 0.1 * usage.window_s
+
+
+@pytest.mark.integration
+def test_monitor_survives_respawning_children_and_missing_pids() -> None:
+    with spawn(RESPAWN_TREE) as proc:
+        # A pid that is surely not running: the highest possible one.
+        missing_pid = int(Path("/proc/sys/kernel/pid_max").read_text())
+        monitor = Monitor({"respawner": proc.pid, "missing": missing_pid}, interval_s=0.02)
+        monitor.start()
+        time.sleep(0.5)
+        usage = monitor.stop()
+        assert monitor.stop() is usage
+    assert usage.component("respawner").processes_max >= 1
+    missing = usage.component("missing")
+    assert missing == ComponentUsage(
+        name="missing",
+        processes_max=0,
+        cpu_seconds=0.0,
+        cpu_percent_mean=0.0,
+        cpu_percent_max=0.0,
+        rss_peak_bytes=0,
+        rss_mean_bytes=0,
+        threads_max=0,
+        connections_max=0,
+    )
+
+
+def test_monitor_counts_established_connections() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    accepted = [listener.accept()[0] for _ in range(3)]
+    try:
+        with Monitor({"self": os.getpid()}, interval_s=0.05) as monitor:
+            time.sleep(0.1)
+        # Both ends live in this process: 3 client and 3 accepted sockets, not the listener.
+        assert monitor.usage.component("self").connections_max == 6
+    finally:
+        for s in [listener, *clients, *accepted]:
+            s.close()
+
+
+def test_monitor_stops_promptly() -> None:
+    monitor = Monitor({"self": os.getpid()}, interval_s=5.0)
+    monitor.start()
+    started = time.monotonic()
+    usage = monitor.stop()
+    assert time.monotonic() - started < 1.0
+    assert usage.samples == 2
+
+
+def test_usage_read_before_stop_is_a_bug() -> None:
+    with pytest.raises(RuntimeError):
+        _ = Monitor({"self": os.getpid()}).usage
+
+
+def test_usage_dict_round_trip() -> None:
+    usage = Usage(
+        window_s=10.0,
+        interval_s=0.25,
+        samples=41,
+        sampler_cpu_s=0.05,
+        components=(
+            ComponentUsage(
+                name="gunicorn",
+                processes_max=3,
+                cpu_seconds=9.5,
+                cpu_percent_mean=95.0,
+                cpu_percent_max=100.0,
+                rss_peak_bytes=90_000_000,
+                rss_mean_bytes=80_000_000,
+                threads_max=3,
+                connections_max=100,
+            ),
+        ),
+    )
+    assert usage_from_dict(usage_to_dict(usage)) == usage
+
+
+def test_usage_from_old_dict_and_bad_dict() -> None:
+    usage = usage_from_dict({"window_s": 5, "components": [{"name": "wrk", "cpu_seconds": 2}]})
+    assert usage.window_s == 5.0
+    assert usage.sampler_cpu_s == 0.0
+    assert usage.component("wrk").cpu_seconds == 2.0
+    assert usage.component("wrk").connections_max == 0
+    with pytest.raises(ResultsError):
+        usage_from_dict({"components": {"wrk": {}}})
+    with pytest.raises(ResultsError):
+        usage_from_dict({"samples": 1.5})
