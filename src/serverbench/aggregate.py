@@ -19,10 +19,6 @@ from serverbench.wrk import merge_histograms, percentiles_from_hdr
 REPORTED_PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99)
 
 
-def percentile_key(p: float) -> str:
-    return f"{p:g}"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cell:
     stack: str

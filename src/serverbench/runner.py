@@ -38,7 +38,7 @@ from serverbench.host_limits import (
     wait_for_time_wait_drain,
 )
 from serverbench.lifecycle import RunningStack, check_usable, free_port, running_stack
-from serverbench.monitor import Monitor, usage_to_dict
+from serverbench.monitor import Monitor, Usage, usage_to_dict
 from serverbench.probe import verify
 from serverbench.profiles import Profile, profile_to_dict
 from serverbench.progress import RunProgress
@@ -118,6 +118,16 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
                 for p in plan.profiles
             )
     return jobs
+
+
+def split_usage(usage: Usage) -> dict[str, Any]:
+    """The stack's components apart from the load generator's."""
+    server = tuple(c for c in usage.components if c.name != "wrk")
+    client = tuple(c for c in usage.components if c.name == "wrk")
+    return {
+        "server": usage_to_dict(dataclasses.replace(usage, components=server)),
+        "client": usage_to_dict(dataclasses.replace(usage, components=client)),
+    }
 
 
 def check_wrk_available() -> None:
@@ -361,17 +371,16 @@ class Runner:
                 )
             ),
         }
-        client_monitor: list[Monitor] = []
+        monitors: list[Monitor] = []
 
-        def watch_wrk(pid: int) -> None:
-            monitor = Monitor({"wrk": pid})
+        def watch(wrk_pid: int) -> None:
+            # one sampler for the stack and wrk, started when wrk is: the measured window
+            monitor = Monitor({**running.component_pids(), "wrk": wrk_pid})
             monitor.start()
-            client_monitor.append(monitor)
+            monitors.append(monitor)
 
-        server_monitor = Monitor(running.component_pids())
-        server_monitor.start()
         try:
-            measurement = self._wrk(job, running, shape, "measure", on_start=watch_wrk)
+            measurement = self._wrk(job, running, shape, "measure", on_start=watch)
         except LoadGeneratorError as error:
             return self._record(
                 job,
@@ -381,8 +390,7 @@ class Runner:
                 failure={"kind": "load", "message": str(error)},
             )
         finally:
-            server_usage = server_monitor.stop()
-            client_usage = client_monitor[0].stop() if client_monitor else None
+            usage = monitors[0].stop() if monitors else None
         died = running.exited()
         mismatch = verify(running.front, job.app) if died is None else None
         fields: dict[str, Any] = {
@@ -395,10 +403,7 @@ class Runner:
                 "raw_requests_per_sec": measurement.raw_requests_per_sec,
                 "transfer_bytes_per_sec": measurement.transfer_bytes_per_sec,
             },
-            "usage": {
-                "server": usage_to_dict(server_usage),
-                "client": usage_to_dict(client_usage) if client_usage else None,
-            },
+            "usage": split_usage(usage) if usage else None,
             "post_verify": str(mismatch) if mismatch else None,
         }
         if died is not None:
