@@ -1,0 +1,151 @@
+"""`serverbench run` end to end, with real servers, real wrk and real signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SERVERBENCH = [sys.executable, "-m", "serverbench"]
+
+
+def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def processes_mentioning(text: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if any(text in part for part in process.info["cmdline"] or []):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
+    out = tmp_path / "results"
+    done = run_cli("run", "--profile", "smoke", "--repeats", "1", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["status"] == "complete"
+    assert document["schema_version"] == 1
+    environment = document["environment"]
+    assert environment["wrk_version"] and environment["cpu_count"] >= 1
+    assert environment["packages"]["gunicorn"]
+    assert document["cpu_split"]["server_cpus"] != document["cpu_split"]["client_cpus"]
+    assert document["references"]["app_cost"]["seed-flask"]["calls_per_sec"] > 0
+    runs = {run["stack"]: run for run in document["runs"]}
+    assert set(runs) == {"gunicorn", "uvicorn", "bjoern", "nginx-static"}
+    assert runs["nginx-static"]["role"] == "reference"
+    for stack, run in runs.items():
+        assert run["status"] == "ok", (stack, run["failure"])
+        wrk = run["wrk"]
+        assert wrk["requests"] > 0 and wrk["histogram_hdr"]
+        assert set(wrk["latency_percentiles_us"]) >= {"50", "90", "99", "99.9"}
+        assert run["derived"]["requests_per_sec"] > 0
+        assert run["derived"]["good_responses"] <= wrk["requests"]
+        assert run["commands"] and run["wrk_argv"][:3] == ["taskset", "-c", run["cpus"]["client"]]
+        assert run["usage"]["client"]["components"][0]["name"] == "wrk"
+    assert "a2wsgi" in runs["uvicorn"]["notes"][0]
+    assert runs["gunicorn"]["settings"]["workers"] >= 1
+    assert "gunicorn" in done.stdout and "results:" in done.stdout
+    assert not processes_mentioning(str(out))
+
+
+def test_a_stack_that_dies_at_start_is_recorded_failed_and_the_others_still_run(tmp_path: Path):
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    # imports fine when serverbench probes it, but not under gunicorn
+    (app_dir / "picky.py").write_text(
+        "import sys\n"
+        "if 'gunicorn' in sys.modules:\n"
+        "    raise RuntimeError('no gunicorn for me')\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'application/json')])\n"
+        "    return [b'{\"status\": \"ok\"}']\n"
+    )
+    out = tmp_path / "results"
+    done = run_cli(
+        "run", "--profile", "smoke", "--repeats", "1", "--no-references",
+        "--stack", "gunicorn,bjoern", "--app", "picky:app", "--app-dir", str(app_dir),
+        "--expect-json", '{"status": "ok"}', "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = {run["stack"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
+    assert runs["gunicorn"]["status"] == "failed"
+    assert runs["gunicorn"]["failure"]["kind"] == "start"
+    assert "no gunicorn for me" in runs["gunicorn"]["failure"]["message"]
+    assert "wrk" not in runs["gunicorn"]
+    assert runs["bjoern"]["status"] == "ok"
+    assert "FAILED" in done.stdout
+    assert not processes_mentioning(str(out))
+
+
+def _wait_for_runs(path: Path, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if len(json.loads(path.read_text())["runs"]) >= count:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never had {count} runs")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_keeps_its_results_leaves_nothing_and_resumes(tmp_path: Path, signum):
+    out = tmp_path / "results"
+    args = [
+        "run", "--profile", "smoke", "--repeats", "2", "--stack", "bjoern,uvicorn",
+        "--no-references", "--out", str(out),
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        [*SERVERBENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for_runs(out / "results.json", 1, timeout_s=60)
+        time.sleep(0.7)  # land in the middle of the next job
+        child.send_signal(signum)
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 130, stderr
+    assert "interrupted" in stderr
+    interrupted = json.loads((out / "results.json").read_text())
+    assert interrupted["status"] == "interrupted"
+    kept = [run["id"] for run in interrupted["runs"]]
+    assert 1 <= len(kept) < 4
+    assert not processes_mentioning(str(out))
+    assert [p.name for p in out.iterdir() if p.name.startswith(".results-")] == []
+
+    done = run_cli("run", "--resume", str(out))
+    assert done.returncode == 0, done.stderr
+    final = json.loads((out / "results.json").read_text())
+    assert final["status"] == "complete"
+    ids = [run["id"] for run in final["runs"]]
+    assert ids[: len(kept)] == kept
+    assert len(ids) == len(set(ids)) == 4
+    assert not processes_mentioning(str(out))
+
+
+def test_resume_of_a_complete_run_is_refused(tmp_path: Path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"schema_version": 1, "status": "complete"}))
+    done = run_cli("run", "--resume", str(out))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and "nothing to resume" in done.stderr
