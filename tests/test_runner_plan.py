@@ -1,0 +1,57 @@
+from pathlib import Path
+
+from serverbench.apps import BUILTIN_APPS, UserAppOptions, resolve_app
+from serverbench.host_limits import CpuSplit
+from serverbench.profiles import PROFILES
+from serverbench.runner import REFERENCE_STACK, RunPlan, plan_jobs, reference_app
+
+
+def make_plan(**changes) -> RunPlan:
+    fields = dict(
+        stack_names=("gunicorn", "uvicorn", "bjoern"),
+        apps=(BUILTIN_APPS["seed-flask"],),
+        profiles=(PROFILES["quick-moderate"], PROFILES["quick-high"]),
+        repeats=3,
+        overrides={},
+        split=CpuSplit(server_cpus=(0,), client_cpus=(1,), shared=False),
+        out_dir=Path("/nonexistent"),
+        order_seed=7,
+    )
+    fields.update(changes)
+    return RunPlan(**fields)
+
+
+def test_every_stack_app_profile_repeat_once_plus_the_reference():
+    jobs = plan_jobs(make_plan())
+    ids = [job.id for job in jobs]
+    assert len(ids) == len(set(ids)) == (3 + 1) * 2 * 3
+    assert {job.stack for job in jobs if job.role == "reference"} == {REFERENCE_STACK}
+
+
+def test_rounds_are_in_order_and_profiles_stay_in_order_within_a_cell():
+    jobs = plan_jobs(make_plan())
+    assert [job.round for job in jobs] == sorted(job.round for job in jobs)
+    for first, second in zip(jobs[::2], jobs[1::2], strict=True):
+        assert (first.stack, first.round) == (second.stack, second.round)
+        assert (first.profile.name, second.profile.name) == ("quick-moderate", "quick-high")
+
+
+def test_the_order_of_stacks_is_shuffled_per_round_and_reproducible():
+    plan = make_plan(repeats=8)
+    jobs = plan_jobs(plan)
+    orders = {
+        tuple(job.stack for job in jobs if job.round == r and job.profile.name == "quick-high")
+        for r in range(1, 9)
+    }
+    assert len(orders) > 1  # not the same order every round
+    assert [j.id for j in plan_jobs(plan)] == [j.id for j in jobs]  # same seed, same plan
+
+
+def test_no_reference_when_asked():
+    assert all(job.role == "stack" for job in plan_jobs(make_plan(references=False)))
+
+
+def test_the_reference_uses_a_seed_app_even_for_a_user_app():
+    user_app = resolve_app("mymod:app", UserAppOptions(path="/x"))
+    assert reference_app([user_app]) == BUILTIN_APPS["seed-flask"]
+    assert reference_app([user_app, BUILTIN_APPS["seed-fastapi"]]).name == "seed-fastapi"
