@@ -76,7 +76,13 @@ def _run_probe(app: App, *args: str) -> dict[str, Any]:
     if not lines:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
         raise AppError(f"probing {app.import_string} failed:\n{tail}\nfix the app and try again")
-    result: dict[str, Any] = json.loads(lines[-1])
+    try:
+        result: dict[str, Any] = json.loads(lines[-1])
+    except ValueError:
+        raise AppError(
+            f"probing {app.import_string} printed no result (last line: {lines[-1][:200]!r}); "
+            "make sure the app writes nothing to stdout when Python exits (atexit handlers)"
+        ) from None
     return result
 
 
@@ -253,4 +259,5 @@ def _main(argv: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_main(sys.argv[1:])))
+    # on a line of its own, whatever the app wrote to stdout without a newline
+    print("\n" + json.dumps(_main(sys.argv[1:])))

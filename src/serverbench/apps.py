@@ -140,9 +140,15 @@ def resolve_app(spec: str, options: UserAppOptions | None = None) -> App:
         try:
             re.compile(options.expect_regex)
         except re.error as error:
-            raise UsageError(f"--expect-regex is not a valid regular expression: {error}") from None
+            raise UsageError(
+                f"--expect-regex is not a valid regular expression ({error}); fix it, and quote "
+                'it for the shell, for example --expect-regex \'"status": ?"ok"\''
+            ) from None
     if not 100 <= options.expect_status <= 599:
-        raise UsageError(f"--expect-status {options.expect_status} is not an HTTP status (100-599)")
+        raise UsageError(
+            f"--expect-status {options.expect_status} is not an HTTP status (100-599); "
+            "give the status your app answers, for example --expect-status 200"
+        )
     app_dir = options.app_dir
     if app_dir is not None and not Path(app_dir).is_dir():
         raise UsageError(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from serverbench.apps import App
+from serverbench.apps import SEED_MSISDN, App
 from serverbench.stacks.base import Endpoint, TcpEndpoint, UnixEndpoint
 
 
@@ -115,7 +115,7 @@ def verify(
 ) -> Mismatch | None:
     """The first mismatch over `requests` random msisdns (plus the load path), or None."""
     rng = random.Random(seed)
-    msisdns = [random_msisdn(rng) for _ in range(requests)]
+    msisdns = [SEED_MSISDN, *(random_msisdn(rng) for _ in range(requests))]
     paths_seen = "{msisdn}" in app.path_template
     for msisdn in msisdns if paths_seen else msisdns[:2]:
         mismatch = check_once(endpoint, app, msisdn, timeout_s)

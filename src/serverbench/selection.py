@@ -38,6 +38,7 @@ def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, 
         stack_name, dot, setting = key.rpartition(".")
         if dot:
             if stack_name not in per_stack:
+                get_stack(stack_name)  # an unknown name is refused with the list of stacks
                 raise UsageError(
                     f"--set {pair!r}: stack {stack_name!r} is not selected; add --stack {stack_name}"
                 )
@@ -45,7 +46,13 @@ def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, 
         else:
             targets = [s.name for s in stacks if any(x.name == setting for x in s.settings)]
             if not targets:
-                raise UsageError(f"--set {pair!r}: no selected stack has a setting {setting!r}")
+                known = "; ".join(
+                    f"{s.name}: {', '.join(x.name for x in s.settings)}" for s in stacks
+                )
+                raise UsageError(
+                    f"--set {pair!r}: no selected stack has a setting {setting!r}; "
+                    f"use one of their settings ({known})"
+                )
         for target in targets:
             per_stack[target][setting] = value
     return per_stack

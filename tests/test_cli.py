@@ -1,0 +1,217 @@
+"""The command line, in-process (`cli.main`) and as users run it (`python -m serverbench`)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from serverbench import cli, process
+from serverbench.stacks import SEED_STACKS
+
+APP_RAISING_ON_IMPORT = "raise RuntimeError('cannot reach the database')\n"
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serverbench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def assert_one_error_line(stderr: str, *fragments: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    line = lines[0]
+    assert line.startswith("error: ")
+    assert "; " in line, f"no 'what to do' part: {line}"
+    for fragment in fragments:
+        assert fragment in line
+    return line
+
+
+@pytest.fixture
+def broken_app_dir(tmp_path: Path) -> Path:
+    app_dir = tmp_path / "brokenapp"
+    app_dir.mkdir()
+    (app_dir / "broken_on_import.py").write_text(APP_RAISING_ON_IMPORT)
+    return app_dir
+
+
+@pytest.fixture
+def no_server_may_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a server was started")
+
+    monkeypatch.setattr(cli, "running_stack", refuse)
+    yield
+    assert not process.LIVE
+
+
+def stack_rows(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in stdout.splitlines() if line.strip()}
+
+
+# --- in-process ---------------------------------------------------------------------------
+
+
+def test_stacks_lists_the_seed_stacks_as_available(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["stacks"]) == 0
+    rows = stack_rows(capsys.readouterr().out)
+    for name in SEED_STACKS:
+        assert " available " in rows[name], rows[name]
+
+
+def test_check_gunicorn_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "--stack", "gunicorn"]) == 0
+    captured = capsys.readouterr()
+    assert "checking gunicorn with seed-flask ..." in captured.out
+    row = stack_rows(captured.out)["gunicorn"]
+    assert " seed-flask " in row
+    assert " pass " in row
+    assert "workers=" in row
+    assert captured.err == ""
+    assert not process.LIVE
+
+
+def test_check_a_wsgi_only_stack_with_an_asgi_app_is_a_skip(
+    capsys: pytest.CaptureFixture[str], no_server_may_start: None
+) -> None:
+    assert cli.main(["check", "--stack", "bjoern", "--app", "seed-fastapi"]) == 0
+    row = stack_rows(capsys.readouterr().out)["bjoern"]
+    assert " skip " in row
+    assert "serves wsgi only" in row
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "fragments"),
+    [
+        (["check", "--stack", "nope"], 2, ["unknown stack 'nope'", "`serverbench stacks`"]),
+        (["check", "--stack", "gunicorn,nope"], 2, ["unknown stack 'nope'"]),
+        (["serve", "--stack", "nope"], 2, ["unknown stack 'nope'"]),
+        (["check", "--stack", "gunicorn", "--app", "nope"], 2, ["unknown app 'nope'", "--app"]),
+        (["check", "--stack", "bjoern", "--set", "workers=2"], 2, ["no selected stack has"]),
+        (
+            ["check", "--stack", "gunicorn", "--app", "m:a", "--app-dir", "/no/such/dir"],
+            2,
+            ["--app-dir '/no/such/dir' is not a directory"],
+        ),
+    ],
+)
+def test_bad_input_is_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+    no_server_may_start: None,
+    argv: list[str],
+    code: int,
+    fragments: list[str],
+) -> None:
+    assert cli.main(argv) == code
+    captured = capsys.readouterr()
+    assert_one_error_line(captured.err, *fragments)
+    assert "checking" not in captured.out
+
+
+def test_app_raising_on_import_is_one_error_line_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str], no_server_may_start: None, broken_app_dir: Path
+) -> None:
+    argv = ["check", "--stack", "gunicorn", "--app", "broken_on_import:app"]
+    assert cli.main([*argv, "--app-dir", str(broken_app_dir)]) == 1
+    captured = capsys.readouterr()
+    assert_one_error_line(
+        captured.err,
+        "cannot load broken_on_import:app: RuntimeError: cannot reach the database",
+        "--app-dir",
+    )
+    assert "checking" not in captured.out
+
+
+# --- as a command -------------------------------------------------------------------------
+
+
+def test_stacks_command() -> None:
+    done = run_cli("stacks")
+    assert done.returncode == 0, done.stderr
+    rows = stack_rows(done.stdout)
+    for name in SEED_STACKS:
+        assert " available " in rows[name], rows[name]
+
+
+def test_unknown_stack_command() -> None:
+    done = run_cli("check", "--stack", "nope")
+    assert done.returncode == 2
+    assert_one_error_line(done.stderr, "unknown stack 'nope'", "`serverbench stacks` lists them")
+    assert done.stdout == ""
+
+
+def test_unknown_app_command() -> None:
+    done = run_cli("check", "--stack", "gunicorn", "--app", "nope")
+    assert done.returncode == 2
+    assert_one_error_line(done.stderr, "unknown app 'nope'", "module:attribute")
+    assert done.stdout == ""
+
+
+def test_app_raising_on_import_command(tmp_path: Path, broken_app_dir: Path) -> None:
+    done = run_cli(
+        "check", "--stack", "gunicorn", "--app", "broken_on_import:app", cwd=broken_app_dir
+    )
+    assert done.returncode == 1
+    assert_one_error_line(done.stderr, "RuntimeError: cannot reach the database")
+    assert "checking" not in done.stdout
+
+
+def test_bad_setting_value_via_subprocess() -> None:
+    done = run_cli("check", "--stack", "gunicorn", "--set", "workers=x")
+    assert done.returncode == 1
+    assert "gunicorn.workers=x: expected a whole number" in done.stdout
+    assert " FAIL " in stack_rows(done.stdout)["gunicorn"]
+
+
+def test_check_skip_command() -> None:
+    done = run_cli("check", "--stack", "bjoern", "--app", "seed-fastapi")
+    assert done.returncode == 0, done.stderr
+    assert " skip " in stack_rows(done.stdout)["bjoern"]
+    assert "checking" not in done.stdout
+
+
+@pytest.mark.integration
+def test_serve_runs_until_sigterm_and_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "serve"
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "serverbench", "serve", "--stack", "bjoern", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serving.stdout is not None
+        first = serving.stdout.readline()
+        assert first.startswith("bjoern serving seed-flask at http://127.0.0.1:"), first
+        url = first.split(" at ", 1)[1].strip()
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.status == 200
+        servers = psutil.Process(serving.pid).children(recursive=True)
+        assert servers
+        serving.send_signal(signal.SIGTERM)
+        _, stderr = serving.communicate(timeout=20)
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+    assert serving.returncode == 130
+    assert "interrupted; stopping everything serverbench started" in stderr
+    _, alive = psutil.wait_procs(servers, timeout=3)
+    assert not alive
+    assert (out / "bjoern.log").exists()

@@ -1,0 +1,107 @@
+"""The seed stacks for real: start, verify, stop, and nothing left listening or running."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+import pytest
+
+from serverbench import process
+from serverbench.app_probe import inspect_app
+from serverbench.apps import BUILTIN_APPS, App, UserAppOptions, resolve_app
+from serverbench.lifecycle import free_port, running_stack
+from serverbench.probe import accepts_connection, verify
+from serverbench.stacks import get_stack
+from serverbench.stacks.base import StackContext
+
+if TYPE_CHECKING:
+    from conftest import TinyApp
+
+pytestmark = pytest.mark.integration
+
+SERVER_CPU = str(min(os.sched_getaffinity(0)))
+
+
+def listening_on(port: int) -> list[int]:
+    """PIDs (0 when unknown) of the sockets listening on 127.0.0.1:port."""
+    return [
+        conn.pid or 0
+        for conn in psutil.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+    ]
+
+
+def start_verify_stop(
+    tmp_path: Path,
+    stack_name: str,
+    app: App,
+    overrides: Mapping[str, str] | None = None,
+    expected_processes: int | None = None,
+) -> None:
+    stack = get_stack(stack_name)
+    assert stack.unavailable_reason() is None
+    ctx = StackContext(
+        app=app,
+        host="127.0.0.1",
+        port=free_port(),
+        run_dir=tmp_path / "run",
+        server_cpu_count=1,
+        overrides=overrides or {},
+    )
+    with running_stack(stack, ctx, cpus=SERVER_CPU, ready_timeout_s=20) as running:
+        assert running.exited() is None
+        assert verify(running.front, app, requests=3) is None
+        (server,) = running.processes
+        tree = [psutil.Process(pid) for pid in server.tree_pids()]
+        if expected_processes is not None:
+            assert len(tree) == expected_processes, [p.cmdline() for p in tree]
+        for member in tree:
+            assert member.cpu_affinity() == [int(SERVER_CPU)]
+        assert listening_on(ctx.port)
+    assert not process.LIVE
+    assert not accepts_connection(ctx.front)
+    assert not listening_on(ctx.port)
+    _, alive = psutil.wait_procs(tree, timeout=3)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_gunicorn_with_seed_flask(tmp_path: Path) -> None:
+    # a master and 2 x 1 + 1 sync workers
+    start_verify_stop(tmp_path, "gunicorn", BUILTIN_APPS["seed-flask"], expected_processes=4)
+
+
+def test_uvicorn_with_seed_flask(tmp_path: Path) -> None:
+    start_verify_stop(tmp_path, "uvicorn", BUILTIN_APPS["seed-flask"])
+
+
+def test_uvicorn_with_seed_fastapi(tmp_path: Path) -> None:
+    start_verify_stop(tmp_path, "uvicorn", BUILTIN_APPS["seed-fastapi"])
+
+
+def test_bjoern_with_seed_flask(tmp_path: Path) -> None:
+    start_verify_stop(tmp_path, "bjoern", BUILTIN_APPS["seed-flask"], expected_processes=1)
+
+
+def test_bjoern_with_two_processes(tmp_path: Path) -> None:
+    start_verify_stop(
+        tmp_path,
+        "bjoern",
+        BUILTIN_APPS["seed-flask"],
+        overrides={"processes": "2"},
+        expected_processes=3,
+    )
+
+
+def test_uvicorn_with_a_users_wsgi_app(tmp_path: Path, tiny_wsgi_app: TinyApp) -> None:
+    options = UserAppOptions(
+        app_dir=str(tiny_wsgi_app.app_dir),
+        path=tiny_wsgi_app.path,
+        expect_json=tiny_wsgi_app.expect_json,
+    )
+    app = inspect_app(resolve_app(tiny_wsgi_app.import_string, options), interface_given=False)
+    assert app.interface == "wsgi"
+    start_verify_stop(tmp_path, "uvicorn", app)
