@@ -215,6 +215,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from serverbench.report import FORMATS, write_report
+    from serverbench.results import load, results_path
+
+    document = load(Path(args.results))
+    formats = tuple(FORMATS) if args.format == "all" else (args.format,)
+    out = Path(args.out) if args.out else results_path(Path(args.results)).parent
+    for fmt in formats:
+        single_file = len(formats) == 1 and out.suffix != ""
+        path = out if single_file else out / FORMATS[fmt][0]
+        print(f"report: {write_report(document, fmt, path)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from serverbench.compare import compare, render_comparison
+    from serverbench.results import load, results_path
+
+    a, b = Path(args.a), Path(args.b)
+    comparison = compare(load(a), load(b))
+    print(render_comparison(comparison, str(results_path(a)), str(results_path(b))))
+    if args.fail_if_slower is None:
+        return 0
+    slower = comparison.slower_than(args.fail_if_slower)
+    for delta in slower:
+        stack, app, profile = delta.key
+        print(
+            f"slower: {stack}/{app}/{profile} lost {-(delta.rps_change_pct or 0.0):.1f}% "
+            f"req/s (limit {args.fail_if_slower:g}%)",
+            file=sys.stderr,
+        )
+    return 1 if slower else 0
+
+
 def _new_run_plan(args: argparse.Namespace) -> RunPlan:
     stacks = select_stacks(args.stack)
     overrides = parse_overrides(args.set, stacks)
@@ -304,6 +338,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the nginx-static ceiling (the in-process app cost is always measured)",
     )
     run.set_defaults(handler=cmd_run)
+
+    report = sub.add_parser(
+        "report", help="write report.md / report.html from a results.json (measures nothing)"
+    )
+    report.add_argument("results", metavar="RESULTS", help="results.json or the folder holding it")
+    report.add_argument(
+        "--format", choices=("md", "html", "all"), default="all", help="default: all"
+    )
+    report.add_argument(
+        "--out",
+        metavar="PATH",
+        help="folder to write into (default: the results folder); with one --format, "
+        "a file name such as report.md also works",
+    )
+    report.set_defaults(handler=cmd_report)
+
+    compare_cmd = sub.add_parser("compare", help="delta table between two results files")
+    compare_cmd.add_argument("a", metavar="A", help="the baseline results.json (or its folder)")
+    compare_cmd.add_argument("b", metavar="B", help="the new results.json (or its folder)")
+    compare_cmd.add_argument(
+        "--fail-if-slower",
+        type=float,
+        metavar="PCT",
+        help="exit 1 when any matching entry lost more than PCT %% of its req/s",
+    )
+    compare_cmd.set_defaults(handler=cmd_compare)
     return parser
 
 

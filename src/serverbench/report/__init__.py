@@ -1,14 +1,40 @@
-"""Reports rendered from a results document: Markdown and a self-contained HTML page."""
+"""Reports rendered from a results document: Markdown and a self-contained HTML page.
+
+Reports read the results document only: they never start a process or measure anything, so
+`serverbench report` can rebuild them anywhere from a results.json.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from serverbench.errors import UsageError
+from serverbench.report.html import render_html
+from serverbench.report.markdown import render_markdown
 from serverbench.results import Document
+
+FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
+
+
+def render(document: Document, fmt: str) -> str:
+    try:
+        _, renderer = FORMATS[fmt]
+    except KeyError:
+        raise UsageError(
+            f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}"
+        ) from None
+    return renderer(document)
+
+
+def write_report(document: Document, fmt: str, path: Path) -> Path:
+    text = render(document, fmt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 def write_reports(
     document: Document, out_dir: Path, formats: tuple[str, ...] = ("md", "html")
 ) -> list[Path]:
     """Render each format into out_dir; return the paths written."""
-    return []
+    return [write_report(document, fmt, out_dir / FORMATS[fmt][0]) for fmt in formats]
