@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from serverbench.errors import LoadGeneratorError
+from serverbench.process import log_tail
 from serverbench.wrk import (
     WrkMeasurement,
     WrkSettings,
@@ -24,8 +25,6 @@ from serverbench.wrk import (
     parse,
     script_env,
 )
-
-LOG_TAIL_LINES = 20
 
 
 def run_wrk(
@@ -88,14 +87,14 @@ def run_wrk(
 
     if returncode != 0:
         raise LoadGeneratorError(
-            f"wrk exited with code {returncode}:\n{_log_tail(log_path)}\n"
+            f"wrk exited with code {returncode}:\n{log_tail(log_path) or '(empty log)'}\n"
             f"check that {url} is up and answering; full log: {log_path}"
         )
     try:
         doc = json.loads(json_path.read_text())
     except FileNotFoundError:
         raise LoadGeneratorError(
-            f"wrk wrote no JSON document to {json_path}:\n{_log_tail(log_path)}\n"
+            f"wrk wrote no JSON document to {json_path}:\n{log_tail(log_path) or '(empty log)'}\n"
             "check that the wrk is 4.x with Lua scripting (wrk -v)"
         ) from None
     except (OSError, ValueError) as exc:
@@ -114,11 +113,3 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(lines[-LOG_TAIL_LINES:]) or "(empty log)"
