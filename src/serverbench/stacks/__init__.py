@@ -16,6 +16,16 @@ STACKS: dict[str, str] = {
     "uvicorn": "serverbench.stacks.uvicorn:Uvicorn",
     "bjoern": "serverbench.stacks.bjoern:Bjoern",
     "nginx-static": "serverbench.stacks.nginx:NginxStatic",
+    "nginx-gunicorn": "serverbench.stacks.nginx_gunicorn:NginxGunicorn",
+    "nginx-bjoern": "serverbench.stacks.nginx_bjoern:NginxBjoern",
+    "granian": "serverbench.stacks.granian:Granian",
+    "hypercorn": "serverbench.stacks.hypercorn:Hypercorn",
+    "waitress": "serverbench.stacks.waitress:Waitress",
+    "uwsgi": "serverbench.stacks.uwsgi:Uwsgi",
+    "gunicorn-gthread": "serverbench.stacks.gunicorn_variants:GunicornGthread",
+    "gunicorn-gevent": "serverbench.stacks.gunicorn_variants:GunicornGevent",
+    "gunicorn-uvicorn": "serverbench.stacks.gunicorn_variants:GunicornUvicorn",
+    "gunicorn-asgi": "serverbench.stacks.gunicorn_variants:GunicornAsgi",
 }
 SEED_STACKS: tuple[str, ...] = ("gunicorn", "uvicorn", "bjoern")
 

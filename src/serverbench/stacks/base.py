@@ -72,6 +72,13 @@ class LaunchPlan:
     notes: tuple[str, ...] = ()  # facts a reader needs, e.g. the WSGI-to-ASGI adapter used
 
 
+def any_free_port() -> int:
+    # imported here: lifecycle imports this module
+    from serverbench.lifecycle import free_port
+
+    return free_port()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StackContext:
     app: App
@@ -81,6 +88,7 @@ class StackContext:
     server_cpu_count: int  # CPUs the stack may use: worker defaults follow it
     overrides: Mapping[str, str] = field(default_factory=dict)
     python: str = sys.executable
+    ports: Callable[[], int] = any_free_port  # more ports for a topology's internal backends
 
     @property
     def front(self) -> TcpEndpoint:
@@ -209,3 +217,22 @@ def asgi_target(ctx: StackContext, env: dict[str, str]) -> tuple[str, tuple[str,
 
 def workers_per_cpu(ctx: StackContext) -> int:
     return max(1, ctx.server_cpu_count)
+
+
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+def unix_socket(ctx: StackContext, name: str) -> UnixEndpoint:
+    """A unix socket in the stack's run folder; its path must fit in sockaddr_un."""
+    path = str(ctx.run_dir / name)
+    if len(path.encode()) > UNIX_PATH_MAX:
+        raise UsageError(
+            f"unix socket path {path} is {len(path.encode())} bytes, longer than the "
+            f"{UNIX_PATH_MAX} a socket address holds; use a shorter output folder (--out)"
+        )
+    return UnixEndpoint(path=path)
+
+
+def venv_tool(ctx: StackContext, tool: str) -> str:
+    """A console script installed next to the stack's Python (for servers with no `-m`)."""
+    return str(Path(ctx.python).parent / tool)

@@ -1,4 +1,7 @@
-"""Gunicorn with its sync worker: the seed report's pre-fork WSGI server."""
+"""Gunicorn with its sync worker: the seed report's pre-fork WSGI server.
+
+Also the argv and settings every gunicorn stack shares (`gunicorn_variants`, `nginx_gunicorn`).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +46,34 @@ def gunicorn_argv(ctx: StackContext, settings: Mapping[str, SettingValue], bind:
     ]
 
 
+BACKLOG = Setting(
+    name="backlog",
+    kind=int,
+    minimum=1,
+    default=backlog_default,
+    help="listen backlog",
+    source="gunicorn default 2048",
+)
+KEEP_ALIVE = Setting(
+    name="keep_alive",
+    kind=int,
+    minimum=0,
+    default=lambda ctx: 2,
+    help="seconds to keep an idle connection (ignored by the sync worker)",
+    source="gunicorn default",
+)
+
+
+def sync_workers_default(ctx: StackContext) -> int:
+    return 2 * ctx.server_cpu_count + 1
+
+
+def gunicorn_unavailable_reason() -> str | None:
+    if module_missing("gunicorn"):
+        return missing_module_reason("gunicorn", "gunicorn==27.0.1")
+    return None
+
+
 class Gunicorn:
     name: ClassVar[str] = "gunicorn"
     summary: ClassVar[str] = "gunicorn, pre-fork sync workers"
@@ -57,7 +88,7 @@ class Gunicorn:
             name="workers",
             kind=int,
             minimum=1,
-            default=lambda ctx: 2 * ctx.server_cpu_count + 1,
+            default=sync_workers_default,
             help="worker processes",
             source=f"gunicorn docs: (2 x num_cores) + 1 ({DOCS})",
         ),
@@ -69,28 +100,12 @@ class Gunicorn:
             help="threads per worker (above 1 gunicorn switches to the gthread worker)",
             source="gunicorn default",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=backlog_default,
-            help="listen backlog",
-            source="gunicorn default 2048",
-        ),
-        Setting(
-            name="keep_alive",
-            kind=int,
-            minimum=0,
-            default=lambda ctx: 2,
-            help="seconds to keep an idle connection (ignored by the sync worker)",
-            source="gunicorn default",
-        ),
+        BACKLOG,
+        KEEP_ALIVE,
     )
 
     def unavailable_reason(self) -> str | None:
-        if module_missing("gunicorn"):
-            return missing_module_reason("gunicorn", "gunicorn==27.0.1")
-        return None
+        return gunicorn_unavailable_reason()
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)

@@ -1,6 +1,7 @@
 """nginx as serverbench runs it: a generated config in the stack's folder, in the foreground.
 
-Shared by every topology with nginx in it, and by `nginx-static`, the reference ceiling: nginx
+Shared by every topology with nginx in it (`render_proxy_conf`: a reverse proxy to local
+backends with upstream keep-alive), and by `nginx-static`, the reference ceiling: nginx
 answering the seed's JSON by itself, no Python, on the server CPUs. Whatever a Python stack
 reaches is read against it.
 """
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from serverbench.apps import Interface
 from serverbench.stacks.base import (
     Component,
+    Endpoint,
     GeneratedFile,
     LaunchPlan,
     Setting,
@@ -69,6 +72,80 @@ http {{
     }}
 }}
 """
+
+
+def render_upstream(name: str, servers: Sequence[Endpoint], keepalive: int) -> str:
+    # max_fails=0: a local backend refusing one connection must not be marked dead for 10 s
+    lines = "".join(f"        server {server} max_fails=0;\n" for server in servers)
+    return f"""    upstream {name} {{
+{lines}        keepalive {keepalive};
+    }}
+"""
+
+
+def proxy_body(upstream: str) -> str:
+    # HTTP/1.1 and an empty Connection header are what let nginx reuse upstream connections
+    return f"""        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}"""
+
+
+def render_proxy_conf(
+    *,
+    workers: int,
+    listen: TcpEndpoint,
+    backlog: int,
+    upstream: str,
+    servers: Sequence[Endpoint],
+    keepalive: int,
+) -> str:
+    """nginx as a reverse proxy in front of local backends, keeping upstream connections open."""
+    return render_conf(
+        workers=workers,
+        listen=listen,
+        backlog=backlog,
+        server_body=proxy_body(upstream),
+        http_extra=render_upstream(upstream, servers, keepalive),
+    )
+
+
+def nginx_settings(*, keepalive_default: int, keepalive_source: str) -> tuple[Setting, ...]:
+    """The settings of nginx in front of a topology's backends."""
+    return (
+        Setting(
+            name="nginx_workers",
+            kind=int,
+            minimum=1,
+            default=workers_per_cpu,
+            help="nginx worker processes",
+            source="nginx docs: worker_processes auto (one per core)",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 4096,
+            help="nginx listen backlog",
+            source="serverbench: as nginx-static (nginx's Linux default 511 is below the load)",
+        ),
+        Setting(
+            name="upstream_keepalive",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: keepalive_default,
+            help="idle upstream connections each nginx worker keeps",
+            source=keepalive_source,
+        ),
+    )
+
+
+def nginx_unavailable_reason() -> str | None:
+    return missing_tool_reason("nginx", "nginx") if not os.path.exists(NGINX) else None
 
 
 def nginx_component(prefix: Path, conf: str, ready: TcpEndpoint) -> Component:
@@ -133,7 +210,7 @@ class NginxStatic:
     )
 
     def unavailable_reason(self) -> str | None:
-        return missing_tool_reason("nginx", "nginx") if not os.path.exists(NGINX) else None
+        return nginx_unavailable_reason()
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)

@@ -1,0 +1,100 @@
+"""Granian: a Rust (hyper/tokio) HTTP server that serves WSGI and ASGI apps natively."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    LaunchPlan,
+    Setting,
+    StackContext,
+    app_env,
+    missing_module_reason,
+    module_missing,
+    resolve_settings,
+    workers_per_cpu,
+)
+
+README = "https://github.com/emmett-framework/granian#workers-and-threads"
+
+
+class Granian:
+    name: ClassVar[str] = "granian"
+    summary: ClassVar[str] = "granian, Rust HTTP server; WSGI and ASGI natively (--interface)"
+    model: ClassVar[str] = (
+        "Rust server: each worker process runs a tokio runtime doing the HTTP I/O and parsing "
+        "outside the GIL, with its own SO_REUSEPORT socket; ASGI apps run on an asyncio loop "
+        "in the worker, WSGI apps on a pool of blocking threads"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"asgi", "wsgi"})
+    packages: ClassVar[tuple[str, ...]] = ("granian",)
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="workers",
+            kind=int,
+            minimum=1,
+            default=workers_per_cpu,
+            help="worker processes",
+            source=f"granian README: workers matching the CPU cores are the best start ({README})",
+        ),
+        Setting(
+            name="blocking_threads",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 4,
+            help="WSGI only: threads per worker running the app (ASGI must stay at 1)",
+            source=(
+                "granian's WSGI default is backpressure/2 = 256 threads per worker (it warns); "
+                "its README says a no-I/O app gains nothing above a few; 1-4 measured best here"
+            ),
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=128,
+            default=lambda ctx: 1024,
+            help="listen backlog (per worker: each has its own socket)",
+            source="granian default 1024",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        if module_missing("granian"):
+            return missing_module_reason("granian", "granian")
+        return None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        argv = [
+            ctx.python,
+            "-m",
+            "granian",
+            "--interface",
+            ctx.app.interface,
+            "--host",
+            ctx.host,
+            "--port",
+            str(ctx.port),
+            "--workers",
+            str(settings["workers"]),
+            "--backlog",
+            str(settings["backlog"]),
+        ]
+        notes: tuple[str, ...] = ()
+        if ctx.app.interface == "wsgi":
+            argv += ["--blocking-threads", str(settings["blocking_threads"])]
+        else:
+            # granian rejects --blocking-threads above 1 for ASGI
+            settings["blocking_threads"] = 1
+            notes = ("blocking_threads applies to WSGI only; ASGI runs on the worker's loop",)
+        argv += ["--no-access-log", "--log-level", "warning", ctx.app.import_string]
+        return LaunchPlan(
+            components=(
+                Component(name="granian", argv=tuple(argv), ready=(ctx.front,), env=app_env(ctx)),
+            ),
+            front=ctx.front,
+            settings=settings,
+            notes=notes,
+        )

@@ -1,0 +1,109 @@
+"""Hypercorn: an asyncio ASGI server (uvloop worker) that also serves WSGI apps natively."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    LaunchPlan,
+    Setting,
+    StackContext,
+    app_env,
+    backlog_default,
+    missing_module_reason,
+    module_missing,
+    resolve_settings,
+    workers_per_cpu,
+)
+
+
+class Hypercorn:
+    name: ClassVar[str] = "hypercorn"
+    summary: ClassVar[str] = "hypercorn with the uvloop worker; WSGI apps served natively"
+    model: ClassVar[str] = (
+        "event loop: each worker process runs one uvloop loop multiplexing many connections "
+        "(pure-Python h11 parsing); a WSGI app is served natively, each request on a thread "
+        "of the loop's executor"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"asgi", "wsgi"})
+    packages: ClassVar[tuple[str, ...]] = ("hypercorn", "uvloop", "h11")
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="workers",
+            kind=int,
+            minimum=1,
+            default=workers_per_cpu,
+            help="worker processes",
+            source="hypercorn docs: -w, one worker per core",
+        ),
+        Setting(
+            name="worker_class",
+            kind=str,
+            choices=("uvloop", "asyncio"),
+            default=lambda ctx: "uvloop",
+            help="-k worker class (event loop)",
+            source="hypercorn docs: -k uvloop (hypercorn[uvloop]) for speed",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=backlog_default,
+            help="listen backlog",
+            source=(
+                "hypercorn's default 100 is below the load's connection count; "
+                "2048 as gunicorn and uvicorn"
+            ),
+        ),
+        Setting(
+            name="keep_alive",
+            kind=int,
+            minimum=0,
+            default=lambda ctx: 5,
+            help="--keep-alive seconds",
+            source="hypercorn default",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        missing = module_missing("hypercorn", "uvloop")
+        if missing:
+            return missing_module_reason(missing, "hypercorn[uvloop]")
+        return None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        argv = (
+            ctx.python,
+            "-m",
+            "hypercorn",
+            "--bind",
+            str(ctx.front),
+            "--workers",
+            str(settings["workers"]),
+            "--worker-class",
+            str(settings["worker_class"]),
+            "--backlog",
+            str(settings["backlog"]),
+            "--keep-alive",
+            str(settings["keep_alive"]),
+            "--log-level",
+            "warning",
+            # the "wsgi:"/"asgi:" prefix tells hypercorn the interface instead of guessing it
+            f"{ctx.app.interface}:{ctx.app.import_string}",
+        )
+        notes = (
+            ("WSGI app served natively by hypercorn (no adapter)",)
+            if ctx.app.interface == "wsgi"
+            else ()
+        )
+        return LaunchPlan(
+            components=(
+                Component(name="hypercorn", argv=argv, ready=(ctx.front,), env=app_env(ctx)),
+            ),
+            front=ctx.front,
+            settings=settings,
+            notes=notes,
+        )

@@ -1,0 +1,84 @@
+"""waitress: a pure-Python WSGI server, one process with a thread pool."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from serverbench.apps import Interface
+from serverbench.stacks.base import (
+    Component,
+    LaunchPlan,
+    Setting,
+    StackContext,
+    app_env,
+    missing_module_reason,
+    module_missing,
+    resolve_settings,
+)
+
+
+class Waitress:
+    name: ClassVar[str] = "waitress"
+    summary: ClassVar[str] = "waitress, pure-Python WSGI server (one process, thread pool)"
+    model: ClassVar[str] = (
+        "one process: an asyncore-style loop accepts and parses connections and hands requests "
+        "to a pool of threads, all under one GIL, so it uses at most about one CPU"
+    )
+    interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
+    packages: ClassVar[tuple[str, ...]] = ("waitress",)
+    settings: ClassVar[tuple[Setting, ...]] = (
+        Setting(
+            name="threads",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 4,
+            help="threads running the app",
+            source="waitress default 4",
+        ),
+        Setting(
+            name="connection_limit",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 100,
+            help="open connections waitress accepts; the rest wait in the backlog",
+            source="waitress default 100",
+        ),
+        Setting(
+            name="backlog",
+            kind=int,
+            minimum=1,
+            default=lambda ctx: 1024,
+            help="listen backlog",
+            source="waitress default 1024",
+        ),
+    )
+
+    def unavailable_reason(self) -> str | None:
+        if module_missing("waitress"):
+            return missing_module_reason("waitress", "waitress")
+        return None
+
+    def plan(self, ctx: StackContext) -> LaunchPlan:
+        settings = resolve_settings(self, ctx)
+        argv = (
+            ctx.python,
+            "-m",
+            "waitress",
+            f"--listen={ctx.front}",
+            f"--threads={settings['threads']}",
+            f"--connection-limit={settings['connection_limit']}",
+            f"--backlog={settings['backlog']}",
+            ctx.app.import_string,
+        )
+        return LaunchPlan(
+            components=(
+                Component(name="waitress", argv=argv, ready=(ctx.front,), env=app_env(ctx)),
+            ),
+            front=ctx.front,
+            settings=settings,
+            notes=(
+                "single process: one GIL for all threads",
+                f"accepts at most {settings['connection_limit']} connections at once "
+                "(connection_limit); more clients wait in the listen backlog",
+            ),
+        )
