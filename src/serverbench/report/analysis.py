@@ -220,8 +220,6 @@ def littles_law(f: Facts) -> tuple[float, int] | None:
     if not f.ok or mean is None or f.median_raw_rps <= 0:
         return None
     held = f.wrk_connections
-    if f.resources and f.resources.client_connections:
-        held = f.resources.client_connections
     return littles_law_connections(f.median_raw_rps, mean), held
 
 
@@ -256,10 +254,14 @@ def warnings(document: Document, facts: Sequence[Facts]) -> list[SanityWarning]:
                 SanityWarning(kind="skipped", subject=name, text=f"skipped: {cell.skipped_reason}")
             )
             continue
-        for reason in cell.failure_reasons:
+        reasons = list(dict.fromkeys(r.splitlines()[0] for r in cell.failure_reasons))
+        if reasons:
+            repeats = len(cell.failed_runs) + len(cell.ok_runs)
             found.append(
                 SanityWarning(
-                    kind="failed", subject=name, text=f"a repeat failed ({reason.splitlines()[0]})"
+                    kind="failed",
+                    subject=name,
+                    text=f"{len(cell.failed_runs)} of {repeats} repeats failed ({'; '.join(reasons)})",
                 )
             )
         if not f.ok:
@@ -299,13 +301,19 @@ def warnings(document: Document, facts: Sequence[Facts]) -> list[SanityWarning]:
             in_flight, held = little
             if held and abs(in_flight / held - 1) > LITTLE_TOLERANCE:
                 why = _little_reason(document, f, in_flight > held)
+                established = f.resources.client_connections if f.resources else None
+                sampled = (
+                    f"; wrk held at most {established:,} established when sampled"
+                    if established is not None and established < held
+                    else ""
+                )
                 found.append(
                     SanityWarning(
                         kind="littles_law",
                         subject=name,
                         text=f"Little's law puts {in_flight:,.1f} requests in flight "
                         f"({f.median_raw_rps:,.0f} req/s x {format_us(f.mean_latency_us)} mean) "
-                        f"for {held:,} connections ({pct(in_flight / held * 100)}): {why}",
+                        f"for {held:,} connections ({pct(in_flight / held * 100)}{sampled}): {why}",
                     )
                 )
         p50 = f.percentile("50")

@@ -1,0 +1,281 @@
+"""The Markdown report, rendered from checked-in results files.
+
+Golden test: `two-profiles-failed.json` (a real 2-profile run of gunicorn, uvicorn and bjoern
+with seed-flask and seed-fastapi, where gunicorn's tiny-high repeats were edited into start
+failures) must render exactly to `two-profiles-failed.report.md`. After an intended change to
+the report, regenerate it and review the diff:
+
+    .venv/bin/serverbench report tests/data/results/two-profiles-failed.json --format md \
+        --out tests/data/results/two-profiles-failed.report.md
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverbench.aggregate import cells
+from serverbench.cli import main
+from serverbench.report import write_reports
+from serverbench.report.analysis import all_facts, analyse_stack, warnings
+from serverbench.report.content import wrk_binary, wrk_metric, wrk_text, wrk_time_s, wrk_time_us
+from serverbench.report.markdown import render_markdown
+from serverbench.summary import format_rate, format_us
+
+DATA = Path(__file__).parent / "data" / "results"
+GOLDEN_INPUT = DATA / "two-profiles-failed.json"
+GOLDEN_OUTPUT = DATA / "two-profiles-failed.report.md"
+SECTIONS = (
+    "## Introduction",
+    "## Test setup",
+    "## Results",
+    "## Analysis",
+    "## Further optimizations",
+    "## Conclusion",
+    "## Methodology and warnings",
+)
+
+
+def load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((DATA / name).read_text())
+    return document
+
+
+@pytest.fixture
+def two() -> dict[str, Any]:
+    return load("two-profiles-failed.json")
+
+
+@pytest.fixture
+def smoke() -> dict[str, Any]:
+    return load("smoke-3stacks.json")
+
+
+def cell_of(document: dict[str, Any], stack: str, app: str, profile: str) -> Any:
+    return next(c for c in cells(document) if c.key == (stack, app, profile))
+
+
+def test_golden_markdown(two: dict[str, Any]) -> None:
+    assert render_markdown(two) == GOLDEN_OUTPUT.read_text()
+
+
+@pytest.mark.parametrize("name", ["two-profiles-failed.json", "smoke-3stacks.json"])
+def test_every_section_in_the_seed_order(name: str) -> None:
+    text = render_markdown(load(name))
+    positions = [text.index(section + "\n") for section in SECTIONS]
+    assert positions == sorted(positions)
+    assert text.startswith("# Performance Comparison Report: gunicorn (WSGI)")
+
+
+def test_failed_stack_shows_as_failed_not_zero(two: dict[str, Any]) -> None:
+    text = render_markdown(two)
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| gunicorn | seed-flask | tiny-high |")
+    )
+    assert "FAILED" in row
+    assert "gunicorn did not listen" in row
+    assert "| 0 |" not in row
+    assert " 0.0 % " not in row
+    # its results block gives the reason instead of a wrk block
+    block = text.split("#### seed-flask · tiny-high", 1)[1].split("####", 1)[0]
+    assert "**FAILED: start: gunicorn did not listen" in block
+    # skipped (interface mismatch) cells say so, with the reason
+    assert "| bjoern | seed-fastapi | tiny-high | SKIPPED |" in text
+    assert "serves WSGI apps only" in text
+
+
+def test_summary_table_sorted_by_throughput(two: dict[str, Any]) -> None:
+    text = render_markdown(two)
+    summary = text.split("### Summary", 1)[1].split("\n## ", 1)[0]
+    rates = []
+    for line in summary.splitlines()[3:]:
+        first = line.split("|")[4].strip().split(" ")[0]
+        if first[0].isdigit():
+            rates.append(float(first.replace(",", "")))
+    assert rates == sorted(rates, reverse=True)
+    assert len(rates) == 9
+
+
+def test_wrk_block_is_the_median_repeat_in_wrk_layout(smoke: dict[str, Any]) -> None:
+    cell = cell_of(smoke, "gunicorn", "seed-flask", "smoke")
+    run = cell.median_run
+    text = wrk_text(run, smoke["plan"]["profiles"][0])
+    lines = text.splitlines()
+    assert lines[0] == f"Running 1s test @ {run['wrk_argv'][-1]}"
+    assert lines[1] == "  2 threads and 20 connections"
+    assert lines[2] == "  Thread Stats   Avg      Stdev     Max   +/- Stdev"
+    assert lines[3].startswith("    Latency     9.55ms    7.09ms  59.20ms   91.01%")
+    assert lines[-2] == f"Requests/sec: {run['derived']['raw_requests_per_sec']:9.2f}"
+    assert lines[-1].startswith("Transfer/sec:")
+    assert lines[-1].endswith("KB")
+    assert "Socket errors" not in text
+
+
+def test_wrk_units_match_wrk() -> None:
+    assert wrk_time_us(136_660) == "136.66ms"
+    assert wrk_time_us(1_780_000) == "1.78s"
+    assert wrk_time_us(797.27) == "797.27us"
+    assert wrk_time_s(60) == "1m"
+    assert wrk_time_s(120) == "2m"
+    assert wrk_time_s(7) == "7s"
+    assert wrk_metric(1600) == "1.60k"
+    assert wrk_metric(609.6) == "609.60"
+    assert wrk_binary(76.3 * 2**20) == "76.30M"
+    assert wrk_binary(431.7 * 1024) == "431.70K"
+
+
+def test_compact_line_has_median_spread_percentiles_and_errors(two: dict[str, Any]) -> None:
+    cell = cell_of(two, "bjoern", "seed-flask", "tiny-high")
+    s = cell.requests_per_sec
+    p = cell.latency_percentiles_us
+    line = (
+        f"**{format_rate(s.median)} [{format_rate(s.minimum)}-{format_rate(s.maximum)}] req/s**"
+        f" (good responses, median [min-max] of 2 repeat(s)) · p50 {format_us(p['50'])} · "
+        f"p90 {format_us(p['90'])} · p99 {format_us(p['99'])} · p99.9 {format_us(p['99.9'])}"
+    )
+    assert line in render_markdown(two)
+
+
+def test_analysis_sentences_cite_the_data(two: dict[str, Any]) -> None:
+    facts = all_facts(two)
+    bjoern = analyse_stack(two, facts, "bjoern")
+    best = cell_of(two, "bjoern", "seed-flask", "tiny-high").requests_per_sec.median
+    runner_up = cell_of(two, "uvicorn", "seed-flask", "tiny-high").requests_per_sec.median
+    expected = (
+        f"Highest throughput for seed-flask, tiny-high (400 connections): {format_rate(best)} "
+        f"req/s, {best / runner_up:.2f}x uvicorn ({format_rate(runner_up)})."
+    )
+    assert expected in bjoern.strengths
+    ceiling = cell_of(two, "nginx-static", "seed-flask", "tiny-high").requests_per_sec.median
+    share = (
+        f"{best / ceiling * 100:.1f} % of the nginx-static ceiling ({format_rate(ceiling)} req/s)"
+    )
+    assert any(share in reason for reason in bjoern.reasons)
+    rate = two["references"]["app_cost"]["seed-flask"]["calls_per_sec"]
+    assert any(
+        f"{best / rate * 100:.1f} % of the app's in-process limit" in r for r in bjoern.reasons
+    )
+    # scaling from the lighter to the heavier profile, with both throughputs
+    uvicorn = analyse_stack(two, facts, "uvicorn")
+    light = cell_of(two, "uvicorn", "seed-fastapi", "tiny-moderate").requests_per_sec.median
+    heavy = cell_of(two, "uvicorn", "seed-fastapi", "tiny-high").requests_per_sec.median
+    change = f"throughput changes by {(heavy / light - 1) * 100:+.1f} %"
+    scaling = [s for s in (*uvicorn.strengths, *uvicorn.weaknesses) if "seed-fastapi: from" in s]
+    assert len(scaling) == 1
+    assert change in scaling[0]
+    assert format_rate(light) in scaling[0]
+    # the model is quoted, and resources name every component
+    assert uvicorn.reasons[0].startswith("Model: event loop")
+    assert any("RSS peak uvicorn" in r and "wrk used" in r for r in uvicorn.resources)
+
+
+def test_fastapi_vs_flask_is_compared_in_further_optimizations(two: dict[str, Any]) -> None:
+    text = render_markdown(two)
+    section = text.split("## Further optimizations", 1)[1].split("\n## ", 1)[0]
+    flask = cell_of(two, "uvicorn", "seed-flask", "tiny-high").requests_per_sec.median
+    fastapi = cell_of(two, "uvicorn", "seed-fastapi", "tiny-high").requests_per_sec.median
+    assert (
+        f"seed-fastapi vs seed-flask on uvicorn (tiny-high): {format_rate(fastapi)} vs "
+        f"{format_rate(flask)} req/s ({(fastapi / flask - 1) * 100:+.1f} %" in section
+    )
+    assert "serverbench run --stack gunicorn,nginx-gunicorn,bjoern,nginx-bjoern" in section
+    assert "serverbench run --stack uvicorn --app seed-flask --app seed-fastapi" not in section
+
+
+def test_smoke_run_suggests_the_seed_optimizations(smoke: dict[str, Any]) -> None:
+    section = render_markdown(smoke).split("## Further optimizations", 1)[1]
+    assert "`serverbench run --stack uvicorn --app seed-flask --app seed-fastapi`" in section
+
+
+def test_conclusion_ranks_clean_stacks_by_heaviest_profile(two: dict[str, Any]) -> None:
+    conclusion = render_markdown(two).split("## Conclusion", 1)[1].split("\n## ", 1)[0]
+    assert "heaviest profile measured, **tiny-high**" in conclusion
+    assert conclusion.index("1. **bjoern**") < conclusion.index("2. **uvicorn**")
+
+
+def with_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy where uvicorn/seed-flask/tiny-high's repeats had 30 % timeouts."""
+    changed = copy.deepcopy(document)
+    for run in changed["runs"]:
+        if run["id"].endswith("/uvicorn/seed-flask/tiny-high"):
+            timeouts = int(run["wrk"]["requests"] * 0.3)
+            run["wrk"]["socket_errors"]["timeout"] = timeouts
+            run["derived"]["good_responses"] = run["wrk"]["requests"] - timeouts
+            run["derived"]["requests_per_sec"] = (
+                run["derived"]["good_responses"] / run["wrk"]["duration_s"]
+            )
+    return changed
+
+
+def test_sanity_warnings_are_raised_with_their_numbers(two: dict[str, Any]) -> None:
+    document = with_errors(two)
+    document["cpu_split"]["shared"] = True
+    document["host_warnings"] = ["net.core.somaxconn is 128, below 8000 connections"]
+    document["events"] = [
+        {
+            "at": "2026-01-01T00:00:00+00:00",
+            "kind": "time_wait_pause",
+            "time_wait_before": 25000,
+            "time_wait_after": 900,
+            "waited_s": 12.5,
+        }
+    ]
+    found = {(w.kind, w.subject): w.text for w in warnings(document, all_facts(document))}
+    cell = cell_of(document, "uvicorn", "seed-flask", "tiny-high")
+    errors = found[("errors", "uvicorn · seed-flask · tiny-high")]
+    assert errors.startswith(f"{cell.error_rate * 100:.1f} % of requests failed (timeout ")
+    assert ("raw_rps", "uvicorn · seed-flask · tiny-high") in found
+    assert ("shared_cpus", "") in found
+    assert found[("host", "")] == "net.core.somaxconn is 128, below 8000 connections"
+    assert "paused 12.5 s" in found[("time_wait", "")]
+    assert "25,000" in found[("time_wait", "")]
+    assert found[("failed", "gunicorn · seed-flask · tiny-high")].startswith(
+        "2 of 2 repeats failed (start: gunicorn did not listen"
+    )
+    text = render_markdown(document)
+    assert "**uvicorn · seed-flask · tiny-high** (errors)" in text
+    # the stack with > 1 % errors ranks after the clean ones
+    conclusion = text.split("## Conclusion", 1)[1].split("\n## ", 1)[0]
+    assert "— ranked last:" in conclusion
+
+
+def test_littles_law_explains_gunicorn_reconnects(two: dict[str, Any]) -> None:
+    for run in two["runs"]:
+        if run["stack"] == "gunicorn" and run["status"] == "ok":
+            run["wrk"]["latency_us"]["mean"] /= 2  # half the connections seem busy
+    found = warnings(two, all_facts(two))
+    little = [w for w in found if w.kind == "littles_law" and w.subject.startswith("gunicorn")]
+    assert little
+    assert "closes the connection after every response" in little[0].text
+
+
+def test_latency_floor_is_detected(smoke: dict[str, Any]) -> None:
+    document = copy.deepcopy(smoke)
+    for run in document["runs"]:
+        if run["stack"] == "bjoern":
+            run["wrk"].pop("histogram_hdr")
+    # without histograms no percentiles: nothing to flag, and nothing crashes
+    assert not [w for w in warnings(document, all_facts(document)) if w.kind == "latency_floor"]
+    facts = all_facts(smoke)
+    floor = [w for w in warnings(smoke, facts) if w.kind == "latency_floor"]
+    assert floor == []  # the smoke run's p50s are a few ms
+
+
+def test_write_reports_and_cli(tmp_path: Path, smoke: dict[str, Any]) -> None:
+    written = write_reports(smoke, tmp_path)
+    assert [p.name for p in written] == ["report.md", "report.html"]
+    results = tmp_path / "run" / "results.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps(smoke))
+    assert main(["report", str(results.parent)]) == 0
+    assert (results.parent / "report.md").read_text() == render_markdown(smoke)
+    assert (results.parent / "report.html").exists()
+    assert main(["report", str(results), "--format", "md", "--out", str(tmp_path / "x.md")]) == 0
+    assert (tmp_path / "x.md").read_text().startswith("# Performance Comparison Report")
+    assert main(["report", str(tmp_path / "missing.json")]) == 1
