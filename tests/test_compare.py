@@ -1,0 +1,121 @@
+"""`serverbench compare`: delta table, spread verdict, --fail-if-slower exit codes, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverbench.cli import main
+from serverbench.compare import compare, render_comparison
+from serverbench.errors import ResultsError
+from serverbench.results import load
+
+DATA = Path(__file__).parent / "data" / "results"
+SLOW = ("bjoern", "seed-flask", "tiny-high")
+
+
+def scaled(document: dict[str, Any], key: tuple[str, str, str], factor: float) -> dict[str, Any]:
+    """A copy in which one cell's repeats served `factor` times the good responses."""
+    changed = copy.deepcopy(document)
+    for run in changed["runs"]:
+        if (run["stack"], run["app"], run["profile"]) == key and run["status"] == "ok":
+            for field in ("requests_per_sec", "raw_requests_per_sec", "good_responses"):
+                run["derived"][field] *= factor
+    return changed
+
+
+@pytest.fixture
+def a() -> dict[str, Any]:
+    return load(DATA / "two-profiles-failed.json")
+
+
+def write(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_regression_is_found_and_beyond_spread(a: dict[str, Any]) -> None:
+    b = scaled(a, SLOW, 0.5)
+    result = compare(a, b)
+    deltas = {d.key: d for d in result.deltas}
+    assert len(deltas) == 14
+    slow = deltas[SLOW]
+    assert slow.rps_change_pct == pytest.approx(-50.0)
+    assert slow.beyond_spread  # 8,643-10,695 against 4,321-5,347
+    same = deltas[("uvicorn", "seed-flask", "tiny-high")]
+    assert same.rps_change_pct == pytest.approx(0.0)
+    assert not same.beyond_spread
+    assert [d.key for d in result.slower_than(10)] == [SLOW]
+    assert result.slower_than(60) == []
+    table = render_comparison(result, "A.json", "B.json")
+    row = next(
+        line for line in table.splitlines() if line.startswith("bjoern/seed-flask/tiny-high")
+    )
+    assert "-50.0%" in row
+    assert " yes " in row
+
+
+def test_small_change_within_spread(a: dict[str, Any]) -> None:
+    delta = next(d for d in compare(a, scaled(a, SLOW, 0.95)).deltas if d.key == SLOW)
+    assert delta.rps_change_pct == pytest.approx(-5.0)
+    assert not delta.beyond_spread
+
+
+def test_failed_in_b_counts_as_total_loss(a: dict[str, Any]) -> None:
+    b = copy.deepcopy(a)
+    for run in b["runs"]:
+        if (run["stack"], run["app"], run["profile"]) == SLOW:
+            run["status"] = "failed"
+            run["failure"] = {"kind": "died", "message": "bjoern died"}
+    delta = next(d for d in compare(a, b).deltas if d.key == SLOW)
+    assert delta.rps_change_pct == pytest.approx(-100.0)
+    assert delta.beyond_spread
+    assert "FAILED" in render_comparison(compare(a, b), "A", "B")
+
+
+def test_non_matching_entries_and_profile_differences(a: dict[str, Any]) -> None:
+    smoke = load(DATA / "smoke-3stacks.json")
+    result = compare(smoke, a)
+    assert result.deltas == ()
+    assert len(result.only_in_a) == 4
+    assert len(result.only_in_b) == 14
+    text = render_comparison(result, "A", "B")
+    assert "only in A: bjoern/seed-flask/smoke" in text
+    b = copy.deepcopy(a)
+    b["plan"]["profiles"][1]["connections"] = 800
+    assert compare(a, b).profile_differences == (
+        "profile tiny-high differs: connections 400 -> 800",
+    )
+
+
+def test_cli_exit_codes(
+    tmp_path: Path, a: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path_a = write(tmp_path / "a.json", a)
+    path_b = write(tmp_path / "b.json", scaled(a, SLOW, 0.7))
+    assert main(["compare", str(path_a), str(path_b)]) == 0
+    assert main(["compare", str(path_a), str(path_b), "--fail-if-slower", "10"]) == 1
+    assert (
+        "slower: bjoern/seed-flask/tiny-high lost 30.0% req/s (limit 10%)"
+        in capsys.readouterr().err
+    )
+    assert main(["compare", str(path_a), str(path_b), "--fail-if-slower", "40"]) == 0
+    assert main(["compare", str(path_a), str(path_a), "--fail-if-slower", "0"]) == 0
+
+
+def test_unreadable_inputs_are_explained(
+    tmp_path: Path, a: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write(tmp_path / "a.json", a)
+    assert main(["compare", str(tmp_path / "missing.json"), str(good)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    newer = write(tmp_path / "newer.json", {**a, "schema_version": 99})
+    with pytest.raises(ResultsError, match="upgrade serverbench"):
+        load(newer)
+    (tmp_path / "junk.json").write_text("{not json")
+    assert main(["compare", str(good), str(tmp_path / "junk.json")]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
