@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Summary:
-    median: float
+    median: float  # the lower median for an even count: always the value of a real repeat
     minimum: float
     maximum: float
     count: int
@@ -30,7 +30,7 @@ def summarize(values: Sequence[float]) -> Summary | None:
     if not values:
         return None
     return Summary(
-        median=float(statistics.median(values)),
+        median=float(statistics.median_low(values)),
         minimum=float(min(values)),
         maximum=float(max(values)),
         count=len(values),
@@ -38,7 +38,7 @@ def summarize(values: Sequence[float]) -> Summary | None:
 
 
 def median_index(values: Sequence[float]) -> int:
-    """Index of the repeat whose value is the (lower) median: the run shown in wrk's layout."""
+    """Index of the repeat whose value is `Summary.median`: the run shown in wrk's layout."""
     order = sorted(range(len(values)), key=lambda i: values[i])
     return order[(len(order) - 1) // 2]
 
