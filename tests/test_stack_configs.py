@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,14 @@ def test_supervisord_component_runs_in_the_foreground_and_waits_for_every_instan
     (conf,) = component.files
     assert conf.path == Path("/run/sb/supervisor/supervisord.conf")
     assert "[program:bjoern_01]" in conf.content
+
+
+@pytest.mark.parametrize(
+    ("hard", "expected"), [(5000, 5000), (100_000, 32768), (resource.RLIM_INFINITY, 32768)]
+)
+def test_nginx_file_limit_stays_within_the_hard_limit(
+    monkeypatch: pytest.MonkeyPatch, hard: int, expected: int
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, hard))
+    conf = lines(proxy_conf())
+    assert f"worker_rlimit_nofile {expected};" in conf

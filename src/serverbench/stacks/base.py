@@ -224,7 +224,8 @@ UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 
 def unix_socket(ctx: StackContext, name: str) -> UnixEndpoint:
     """A unix socket in the stack's run folder; its path must fit in sockaddr_un."""
-    path = str(ctx.run_dir / name)
+    # absolute: nginx and the backend must name the same file whatever their working folder
+    path = str((ctx.run_dir / name).absolute())
     if len(path.encode()) > UNIX_PATH_MAX:
         raise UsageError(
             f"unix socket path {path} is {len(path.encode())} bytes, longer than the "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import resource
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -47,7 +48,7 @@ def render_conf(
     # a root master would run its workers as "nobody", who cannot enter the owner-only run folder
     user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
     return f"""{user}worker_processes {workers};
-worker_rlimit_nofile {worker_connections * 2};
+worker_rlimit_nofile {_nofile_limit(worker_connections * 2)};
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 
@@ -72,6 +73,12 @@ http {{
     }}
 }}
 """
+
+
+def _nofile_limit(wanted: int) -> int:
+    # above the hard limit nginx logs an alert at every start and keeps the old limit
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
 
 
 def render_upstream(name: str, servers: Sequence[Endpoint], keepalive: int) -> str:

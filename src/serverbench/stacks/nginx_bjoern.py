@@ -87,7 +87,7 @@ class NginxBjoern:
             keepalive=int(settings["upstream_keepalive"]),
         )
         supervisor = supervisord_component(
-            ctx.python, ctx.run_dir / "supervisor", programs, ctx.host, app_env(ctx)
+            ctx.python, (ctx.run_dir / "supervisor").absolute(), programs, ctx.host, app_env(ctx)
         )
         return LaunchPlan(
             components=(supervisor, nginx_component(ctx.run_dir / "nginx", conf, ctx.front)),
