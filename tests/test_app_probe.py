@@ -12,7 +12,7 @@ from serverbench.apps import BUILTIN_APPS, App, UserAppOptions, resolve_app
 from serverbench.errors import AppError
 
 if TYPE_CHECKING:
-    from conftest import TinyApp
+    from tests.conftest import TinyApp
 
 USER_APPS = """\
 import json

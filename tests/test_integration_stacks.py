@@ -19,7 +19,7 @@ from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext
 
 if TYPE_CHECKING:
-    from conftest import TinyApp
+    from tests.conftest import TinyApp
 
 pytestmark = pytest.mark.integration
 

@@ -57,7 +57,7 @@ def test_profiles_from_toml(tmp_path: Path):
     config = tmp_path / "profiles.toml"
     config.write_text(
         '[profiles.mine]\nbase = "moderate"\nconnections = 2000\nduration_s = 30\n'
-        '[profiles.tiny]\nthreads = 1\nconnections = 4\nduration_s = 1\n'
+        "[profiles.tiny]\nthreads = 1\nconnections = 4\nduration_s = 1\n"
     )
     extra = load_profile_file(config)
     mine = extra["mine"]

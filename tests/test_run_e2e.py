@@ -41,7 +41,8 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
     assert document["status"] == "complete"
     assert document["schema_version"] == 1
     environment = document["environment"]
-    assert environment["wrk_version"] and environment["cpu_count"] >= 1
+    assert environment["wrk_version"]
+    assert environment["cpu_count"] >= 1
     assert environment["packages"]["gunicorn"]
     assert document["cpu_split"]["server_cpus"] != document["cpu_split"]["client_cpus"]
     assert document["references"]["app_cost"]["seed-flask"]["calls_per_sec"] > 0
@@ -51,15 +52,18 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
     for stack, run in runs.items():
         assert run["status"] == "ok", (stack, run["failure"])
         wrk = run["wrk"]
-        assert wrk["requests"] > 0 and wrk["histogram_hdr"]
+        assert wrk["requests"] > 0
+        assert wrk["histogram_hdr"]
         assert set(wrk["latency_percentiles_us"]) >= {"50", "90", "99", "99.9"}
         assert run["derived"]["requests_per_sec"] > 0
         assert run["derived"]["good_responses"] <= wrk["requests"]
-        assert run["commands"] and run["wrk_argv"][:3] == ["taskset", "-c", run["cpus"]["client"]]
+        assert run["commands"]
+        assert run["wrk_argv"][:3] == ["taskset", "-c", run["cpus"]["client"]]
         assert run["usage"]["client"]["components"][0]["name"] == "wrk"
     assert "a2wsgi" in runs["uvicorn"]["notes"][0]
     assert runs["gunicorn"]["settings"]["workers"] >= 1
-    assert "gunicorn" in done.stdout and "results:" in done.stdout
+    assert "gunicorn" in done.stdout
+    assert "results:" in done.stdout
     assert not processes_mentioning(str(out))
 
 
@@ -73,7 +77,7 @@ def test_a_stack_that_dies_at_start_is_recorded_failed_and_the_others_still_run(
         "    raise RuntimeError('no gunicorn for me')\n"
         "def app(environ, start_response):\n"
         "    start_response('200 OK', [('Content-Type', 'application/json')])\n"
-        "    return [b'{\"status\": \"ok\"}']\n"
+        '    return [b\'{"status": "ok"}\']\n'
     )
     out = tmp_path / "results"
     done = run_cli(
@@ -148,4 +152,5 @@ def test_resume_of_a_complete_run_is_refused(tmp_path: Path):
     (out / "results.json").write_text(json.dumps({"schema_version": 1, "status": "complete"}))
     done = run_cli("run", "--resume", str(out))
     assert done.returncode == 1
-    assert done.stderr.startswith("error: ") and "nothing to resume" in done.stderr
+    assert done.stderr.startswith("error: ")
+    assert "nothing to resume" in done.stderr

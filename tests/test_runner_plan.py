@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 from serverbench.apps import BUILTIN_APPS, UserAppOptions, resolve_app
@@ -6,8 +7,8 @@ from serverbench.profiles import PROFILES
 from serverbench.runner import REFERENCE_STACK, RunPlan, plan_jobs, reference_app
 
 
-def make_plan(**changes) -> RunPlan:
-    fields = dict(
+def make_plan(**changes: object) -> RunPlan:
+    plan = RunPlan(
         stack_names=("gunicorn", "uvicorn", "bjoern"),
         apps=(BUILTIN_APPS["seed-flask"],),
         profiles=(PROFILES["quick-moderate"], PROFILES["quick-high"]),
@@ -17,8 +18,7 @@ def make_plan(**changes) -> RunPlan:
         out_dir=Path("/nonexistent"),
         order_seed=7,
     )
-    fields.update(changes)
-    return RunPlan(**fields)
+    return dataclasses.replace(plan, **changes)  # type: ignore[arg-type]
 
 
 def test_every_stack_app_profile_repeat_once_plus_the_reference():

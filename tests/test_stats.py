@@ -24,7 +24,8 @@ def test_nothing_to_summarize_is_none_not_zero():
 
 def test_spread_of_a_zero_median():
     summary = summarize([0.0])
-    assert summary is not None and summary.spread_pct == 0.0
+    assert summary is not None
+    assert summary.spread_pct == 0.0
 
 
 def test_littles_law():
