@@ -14,7 +14,7 @@ from serverbench import process
 from serverbench.app_probe import inspect_app
 from serverbench.apps import BUILTIN_APPS, App, UserAppOptions, resolve_app
 from serverbench.lifecycle import free_port, running_stack
-from serverbench.probe import accepts_connection, verify
+from serverbench.probe import accepts_connection, verify, wait_until
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext
 
@@ -56,6 +56,9 @@ def start_verify_stop(
         assert running.exited() is None
         assert verify(running.front, app, requests=3) is None
         (server,) = running.processes
+        if expected_processes is not None:
+            # a master may accept before it has forked all its workers
+            wait_until(lambda: len(server.tree_pids()) >= expected_processes, timeout_s=5)
         tree = [psutil.Process(pid) for pid in server.tree_pids()]
         if expected_processes is not None:
             assert len(tree) == expected_processes, [p.cmdline() for p in tree]
