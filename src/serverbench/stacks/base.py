@@ -108,6 +108,35 @@ class Setting:
     source: str = ""  # where the default comes from (vendor docs), shown in the report
 
 
+def count(
+    name: str,
+    default: int | Callable[[StackContext], SettingValue],
+    help: str,
+    source: str,
+    *,
+    minimum: int = 1,
+) -> Setting:
+    """A whole-number setting; `default` is a number or computed from the context."""
+    return Setting(
+        name=name,
+        kind=int,
+        minimum=minimum,
+        default=default if callable(default) else _fixed(default),
+        help=help,
+        source=source,
+    )
+
+
+def choice(name: str, choices: tuple[str, ...], default: str, help: str, source: str) -> Setting:
+    return Setting(
+        name=name, kind=str, choices=choices, default=_fixed(default), help=help, source=source
+    )
+
+
+def _fixed(value: SettingValue) -> Callable[[StackContext], SettingValue]:
+    return lambda ctx: value
+
+
 class Stack(Protocol):
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for `serverbench stacks`

@@ -11,6 +11,7 @@ from serverbench.stacks.base import (
     Setting,
     StackContext,
     app_env,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -45,22 +46,13 @@ class Bjoern:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("bjoern",)
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="processes",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1,
-            help="processes sharing the port with SO_REUSEPORT",
-            source="the seed report ran one bjoern process",
+        count(
+            "processes",
+            1,
+            "processes sharing the port with SO_REUSEPORT",
+            "the seed report ran one bjoern process",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1024,
-            help="listen backlog",
-            source="bjoern default 1024",
-        ),
+        count("backlog", 1024, "listen backlog", "bjoern default 1024"),
     )
 
     def unavailable_reason(self) -> str | None:

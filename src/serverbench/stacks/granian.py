@@ -11,6 +11,7 @@ from serverbench.stacks.base import (
     Setting,
     StackContext,
     app_env,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -31,32 +32,25 @@ class Granian:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"asgi", "wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("granian",)
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="workers",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="worker processes",
-            source=f"granian README: workers matching the CPU cores are the best start ({README})",
+        count(
+            "workers",
+            workers_per_cpu,
+            "worker processes",
+            f"granian README: workers matching the CPU cores are the best start ({README})",
         ),
-        Setting(
-            name="blocking_threads",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 4,
-            help="WSGI only: threads per worker running the app (ASGI must stay at 1)",
-            source=(
-                "granian's WSGI default is backpressure/2 = 256 threads per worker (it warns); "
-                "its README says a no-I/O app gains nothing above a few; 1-4 measured best here"
-            ),
+        count(
+            "blocking_threads",
+            4,
+            "WSGI only: threads per worker running the app (ASGI must stay at 1)",
+            "granian's WSGI default is backpressure/2 = 256 threads per worker (it warns); "
+            "its README says a no-I/O app gains nothing above a few; 1-4 measured best here",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
+        count(
+            "backlog",
+            1024,
+            "listen backlog (per worker: each has its own socket)",
+            "granian default 1024",
             minimum=128,
-            default=lambda ctx: 1024,
-            help="listen backlog (per worker: each has its own socket)",
-            source="granian default 1024",
         ),
     )
 

@@ -17,6 +17,7 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     backlog_default,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -46,21 +47,13 @@ def gunicorn_argv(ctx: StackContext, settings: Mapping[str, SettingValue], bind:
     ]
 
 
-BACKLOG = Setting(
-    name="backlog",
-    kind=int,
-    minimum=1,
-    default=backlog_default,
-    help="listen backlog",
-    source="gunicorn default 2048",
-)
-KEEP_ALIVE = Setting(
-    name="keep_alive",
-    kind=int,
+BACKLOG = count("backlog", backlog_default, "listen backlog", "gunicorn default 2048")
+KEEP_ALIVE = count(
+    "keep_alive",
+    2,
+    "seconds to keep an idle connection (ignored by the sync worker)",
+    "gunicorn default",
     minimum=0,
-    default=lambda ctx: 2,
-    help="seconds to keep an idle connection (ignored by the sync worker)",
-    source="gunicorn default",
 )
 
 
@@ -84,21 +77,17 @@ class Gunicorn:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("gunicorn",)
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="workers",
-            kind=int,
-            minimum=1,
-            default=sync_workers_default,
-            help="worker processes",
-            source=f"gunicorn docs: (2 x num_cores) + 1 ({DOCS})",
+        count(
+            "workers",
+            sync_workers_default,
+            "worker processes",
+            f"gunicorn docs: (2 x num_cores) + 1 ({DOCS})",
         ),
-        Setting(
-            name="threads",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1,
-            help="threads per worker (above 1 gunicorn switches to the gthread worker)",
-            source="gunicorn default",
+        count(
+            "threads",
+            1,
+            "threads per worker (above 1 gunicorn switches to the gthread worker)",
+            "gunicorn default",
         ),
         BACKLOG,
         KEEP_ALIVE,

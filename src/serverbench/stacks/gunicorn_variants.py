@@ -19,6 +19,8 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     asgi_target,
+    choice,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -36,14 +38,7 @@ SETTINGS_DOCS = "https://docs.gunicorn.org/en/stable/settings.html"
 
 
 def _workers(source: str) -> Setting:
-    return Setting(
-        name="workers",
-        kind=int,
-        minimum=1,
-        default=workers_per_cpu,
-        help="worker processes",
-        source=source,
-    )
+    return count("workers", workers_per_cpu, "worker processes", source)
 
 
 def _plan(
@@ -75,13 +70,11 @@ class GunicornGthread:
     packages: ClassVar[tuple[str, ...]] = ("gunicorn",)
     settings: ClassVar[tuple[Setting, ...]] = (
         _workers(f"gunicorn docs: one worker per core when threads carry the concurrency ({DOCS})"),
-        Setting(
-            name="threads",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 4 * max(1, ctx.server_cpu_count),
-            help="threads per worker",
-            source=f"gunicorn docs --threads: 2-4 x $(NUM_CORES), upper end ({SETTINGS_DOCS})",
+        count(
+            "threads",
+            lambda ctx: 4 * max(1, ctx.server_cpu_count),
+            "threads per worker",
+            f"gunicorn docs --threads: 2-4 x $(NUM_CORES), upper end ({SETTINGS_DOCS})",
         ),
         BACKLOG,
         KEEP_ALIVE,
@@ -108,13 +101,8 @@ class GunicornGevent:
     packages: ClassVar[tuple[str, ...]] = ("gunicorn", "gevent", "greenlet")
     settings: ClassVar[tuple[Setting, ...]] = (
         _workers(f"gunicorn docs: async workers, few processes (one per core) ({DOCS})"),
-        Setting(
-            name="worker_connections",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1000,
-            help="simultaneous clients per worker",
-            source="gunicorn default 1000",
+        count(
+            "worker_connections", 1000, "simultaneous clients per worker", "gunicorn default 1000"
         ),
         BACKLOG,
         KEEP_ALIVE,
@@ -161,13 +149,12 @@ class GunicornUvicorn:
             "one async worker per core"
         ),
         BACKLOG,
-        Setting(
-            name="keep_alive",
-            kind=int,
+        count(
+            "keep_alive",
+            5,
+            "seconds to keep an idle connection (uvicorn's timeout_keep_alive)",
+            "uvicorn default 5 (uvicorn-worker passes gunicorn's --keep-alive to it)",
             minimum=0,
-            default=lambda ctx: 5,
-            help="seconds to keep an idle connection (uvicorn's timeout_keep_alive)",
-            source="uvicorn default 5 (uvicorn-worker passes gunicorn's --keep-alive to it)",
         ),
     )
 
@@ -201,13 +188,12 @@ class GunicornAsgi:
         _workers(f"gunicorn docs: async workers, one process per core ({DOCS})"),
         BACKLOG,
         KEEP_ALIVE,
-        Setting(
-            name="loop",
-            kind=str,
-            choices=("uvloop", "asyncio"),
-            default=lambda ctx: "uvloop",
-            help="--asgi-loop event loop",
-            source="gunicorn --asgi-loop auto picks uvloop when installed; made explicit",
+        choice(
+            "loop",
+            ("uvloop", "asyncio"),
+            "uvloop",
+            "--asgi-loop event loop",
+            "gunicorn --asgi-loop auto picks uvloop when installed; made explicit",
         ),
     )
 

@@ -12,6 +12,8 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     backlog_default,
+    choice,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -30,41 +32,27 @@ class Hypercorn:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"asgi", "wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("hypercorn", "uvloop", "h11")
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="workers",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="worker processes",
-            source="hypercorn docs: -w, one worker per core",
+        count(
+            "workers",
+            workers_per_cpu,
+            "worker processes",
+            "hypercorn docs: -w, one worker per core",
         ),
-        Setting(
-            name="worker_class",
-            kind=str,
-            choices=("uvloop", "asyncio"),
-            default=lambda ctx: "uvloop",
-            help="-k worker class (event loop)",
-            source="hypercorn docs: -k uvloop (hypercorn[uvloop]) for speed",
+        choice(
+            "worker_class",
+            ("uvloop", "asyncio"),
+            "uvloop",
+            "-k worker class (event loop)",
+            "hypercorn docs: -k uvloop (hypercorn[uvloop]) for speed",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=backlog_default,
-            help="listen backlog",
-            source=(
-                "hypercorn's default 100 is below the load's connection count; "
-                "2048 as gunicorn and uvicorn"
-            ),
+        count(
+            "backlog",
+            backlog_default,
+            "listen backlog",
+            "hypercorn's default 100 is below the load's connection count; "
+            "2048 as gunicorn and uvicorn",
         ),
-        Setting(
-            name="keep_alive",
-            kind=int,
-            minimum=0,
-            default=lambda ctx: 5,
-            help="--keep-alive seconds",
-            source="hypercorn default",
-        ),
+        count("keep_alive", 5, "--keep-alive seconds", "hypercorn default", minimum=0),
     )
 
     def unavailable_reason(self) -> str | None:

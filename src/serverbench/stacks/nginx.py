@@ -24,6 +24,7 @@ from serverbench.stacks.base import (
     Setting,
     StackContext,
     TcpEndpoint,
+    count,
     missing_tool_reason,
     resolve_settings,
     workers_per_cpu,
@@ -124,29 +125,23 @@ def render_proxy_conf(
 def nginx_settings(*, keepalive_default: int, keepalive_source: str) -> tuple[Setting, ...]:
     """The settings of nginx in front of a topology's backends."""
     return (
-        Setting(
-            name="nginx_workers",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="nginx worker processes",
-            source="nginx docs: worker_processes auto (one per core)",
+        count(
+            "nginx_workers",
+            workers_per_cpu,
+            "nginx worker processes",
+            "nginx docs: worker_processes auto (one per core)",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 4096,
-            help="nginx listen backlog",
-            source="serverbench: as nginx-static (nginx's Linux default 511 is below the load)",
+        count(
+            "backlog",
+            4096,
+            "nginx listen backlog",
+            "serverbench: as nginx-static (nginx's Linux default 511 is below the load)",
         ),
-        Setting(
-            name="upstream_keepalive",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: keepalive_default,
-            help="idle upstream connections each nginx worker keeps",
-            source=keepalive_source,
+        count(
+            "upstream_keepalive",
+            keepalive_default,
+            "idle upstream connections each nginx worker keeps",
+            keepalive_source,
         ),
     )
 
@@ -198,22 +193,13 @@ class NginxStatic:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi", "asgi"})
     packages: ClassVar[tuple[str, ...]] = ()
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="workers",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="nginx worker processes",
-            source="nginx docs: worker_processes auto (one per core)",
+        count(
+            "workers",
+            workers_per_cpu,
+            "nginx worker processes",
+            "nginx docs: worker_processes auto (one per core)",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 4096,
-            help="listen backlog",
-            source="serverbench",
-        ),
+        count("backlog", 4096, "listen backlog", "serverbench"),
     )
 
     def unavailable_reason(self) -> str | None:

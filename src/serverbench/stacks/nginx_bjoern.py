@@ -11,6 +11,7 @@ from serverbench.stacks.base import (
     StackContext,
     TcpEndpoint,
     app_env,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -38,21 +39,14 @@ class NginxBjoern:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("bjoern", "supervisor")
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="instances",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="bjoern processes, each on its own port",
-            source="bjoern is single-threaded: one process per core",
+        count(
+            "instances",
+            workers_per_cpu,
+            "bjoern processes, each on its own port",
+            "bjoern is single-threaded: one process per core",
         ),
-        Setting(
-            name="bjoern_backlog",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1024,
-            help="listen backlog of each bjoern instance",
-            source="bjoern default 1024",
+        count(
+            "bjoern_backlog", 1024, "listen backlog of each bjoern instance", "bjoern default 1024"
         ),
         *nginx_settings(
             keepalive_default=64,

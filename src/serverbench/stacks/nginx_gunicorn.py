@@ -12,6 +12,7 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     backlog_default,
+    count,
     resolve_settings,
     unix_socket,
 )
@@ -41,29 +42,20 @@ class NginxGunicorn:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("gunicorn",)
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="workers",
-            kind=int,
-            minimum=1,
-            default=sync_workers_default,
-            help="gunicorn worker processes",
-            source=f"gunicorn docs: (2 x num_cores) + 1 ({DOCS})",
+        count(
+            "workers",
+            sync_workers_default,
+            "gunicorn worker processes",
+            f"gunicorn docs: (2 x num_cores) + 1 ({DOCS})",
         ),
-        Setting(
-            name="threads",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1,
-            help="threads per gunicorn worker (above 1 gunicorn switches to the gthread worker)",
-            source="gunicorn default (sync worker; gunicorn docs: behind a buffering proxy)",
+        count(
+            "threads",
+            1,
+            "threads per gunicorn worker (above 1 gunicorn switches to the gthread worker)",
+            "gunicorn default (sync worker; gunicorn docs: behind a buffering proxy)",
         ),
-        Setting(
-            name="gunicorn_backlog",
-            kind=int,
-            minimum=1,
-            default=backlog_default,
-            help="gunicorn listen backlog",
-            source="gunicorn default 2048",
+        count(
+            "gunicorn_backlog", backlog_default, "gunicorn listen backlog", "gunicorn default 2048"
         ),
         KEEP_ALIVE,
         *nginx_settings(

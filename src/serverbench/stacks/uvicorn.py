@@ -13,6 +13,8 @@ from serverbench.stacks.base import (
     app_env,
     asgi_target,
     backlog_default,
+    choice,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -30,46 +32,22 @@ class Uvicorn:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"asgi", "wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("uvicorn", "uvloop", "httptools", "a2wsgi")
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="workers",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="worker processes",
-            source="uvicorn docs: one worker per CPU core (--workers / WEB_CONCURRENCY)",
+        count(
+            "workers",
+            workers_per_cpu,
+            "worker processes",
+            "uvicorn docs: one worker per CPU core (--workers / WEB_CONCURRENCY)",
         ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=backlog_default,
-            help="listen backlog",
-            source="uvicorn default 2048",
+        count("backlog", backlog_default, "listen backlog", "uvicorn default 2048"),
+        count("keep_alive", 5, "--timeout-keep-alive seconds", "uvicorn default", minimum=0),
+        choice(
+            "loop",
+            ("uvloop", "asyncio"),
+            "uvloop",
+            "event loop (asyncio with --workers has a 44 ms Nagle floor, uvicorn#3149)",
+            "uvicorn[standard]",
         ),
-        Setting(
-            name="keep_alive",
-            kind=int,
-            minimum=0,
-            default=lambda ctx: 5,
-            help="--timeout-keep-alive seconds",
-            source="uvicorn default",
-        ),
-        Setting(
-            name="loop",
-            kind=str,
-            choices=("uvloop", "asyncio"),
-            default=lambda ctx: "uvloop",
-            help="event loop (asyncio with --workers has a 44 ms Nagle floor, uvicorn#3149)",
-            source="uvicorn[standard]",
-        ),
-        Setting(
-            name="http",
-            kind=str,
-            choices=("httptools", "h11"),
-            default=lambda ctx: "httptools",
-            help="HTTP parser",
-            source="uvicorn[standard]",
-        ),
+        choice("http", ("httptools", "h11"), "httptools", "HTTP parser", "uvicorn[standard]"),
     )
 
     def unavailable_reason(self) -> str | None:

@@ -23,6 +23,7 @@ from serverbench.stacks.base import (
     Setting,
     StackContext,
     app_env,
+    count,
     resolve_settings,
     venv_tool,
     workers_per_cpu,
@@ -44,21 +45,17 @@ class Uwsgi:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("uWSGI",)
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="processes",
-            kind=int,
-            minimum=1,
-            default=workers_per_cpu,
-            help="worker processes (the HTTP router is one more)",
-            source="uWSGI docs: no magic number; start with one process per core",
+        count(
+            "processes",
+            workers_per_cpu,
+            "worker processes (the HTTP router is one more)",
+            "uWSGI docs: no magic number; start with one process per core",
         ),
-        Setting(
-            name="listen",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1024,
-            help="listen backlog of uWSGI's sockets (needs net.core.somaxconn >= it)",
-            source="uWSGI's default 100 is too small under load; 1024 as its docs suggest",
+        count(
+            "listen",
+            1024,
+            "listen backlog of uWSGI's sockets (needs net.core.somaxconn >= it)",
+            "uWSGI's default 100 is too small under load; 1024 as its docs suggest",
         ),
     )
 

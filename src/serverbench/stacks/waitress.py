@@ -11,6 +11,7 @@ from serverbench.stacks.base import (
     Setting,
     StackContext,
     app_env,
+    count,
     missing_module_reason,
     module_missing,
     resolve_settings,
@@ -27,30 +28,14 @@ class Waitress:
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi"})
     packages: ClassVar[tuple[str, ...]] = ("waitress",)
     settings: ClassVar[tuple[Setting, ...]] = (
-        Setting(
-            name="threads",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 4,
-            help="threads running the app",
-            source="waitress default 4",
+        count("threads", 4, "threads running the app", "waitress default 4"),
+        count(
+            "connection_limit",
+            100,
+            "open connections waitress accepts; the rest wait in the backlog",
+            "waitress default 100",
         ),
-        Setting(
-            name="connection_limit",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 100,
-            help="open connections waitress accepts; the rest wait in the backlog",
-            source="waitress default 100",
-        ),
-        Setting(
-            name="backlog",
-            kind=int,
-            minimum=1,
-            default=lambda ctx: 1024,
-            help="listen backlog",
-            source="waitress default 1024",
-        ),
+        count("backlog", 1024, "listen backlog", "waitress default 1024"),
     )
 
     def unavailable_reason(self) -> str | None:
