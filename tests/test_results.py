@@ -52,3 +52,38 @@ def test_bad_files_are_refused_with_a_clear_message(tmp_path: Path, content, mes
 def test_missing_file(tmp_path: Path):
     with pytest.raises(ResultsError, match="does not exist"):
         load(tmp_path / "nope.json")
+
+
+def test_an_older_schema_is_refused_with_a_clear_message(tmp_path: Path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"schema_version": 0, "runs": []}))
+    with pytest.raises(
+        ResultsError, match="schema version 0, which this serverbench can no longer read"
+    ):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    ("step", "error"),
+    [("fsync", KeyboardInterrupt), ("replace", OSError)],
+)
+def test_an_interrupted_write_never_replaces_the_file(monkeypatch, tmp_path: Path, step, error):
+    path = tmp_path / "results.json"
+    save({"runs": [1]}, path)
+
+    def fail(*args: object) -> None:
+        raise error()
+
+    monkeypatch.setattr(os, step, fail)
+    with pytest.raises(error):
+        save({"runs": [1, 2]}, path)
+    monkeypatch.undo()
+    assert load(path)["runs"] == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_not_read(tmp_path: Path):
+    path = tmp_path / "results.json"
+    save({"runs": [1]}, path)
+    (tmp_path / ".results-abc.tmp").write_text('{"schema_version": 1, "runs": [1, 2')  # cut off
+    assert load(tmp_path)["runs"] == [1]

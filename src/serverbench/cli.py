@@ -4,6 +4,7 @@
 
 Only ServerbenchError is caught and printed as `error: ...`; anything else is a bug and keeps
 its traceback. Ctrl-C and SIGTERM stop every process serverbench started before it exits.
+Files serverbench and its children create are owner-only (umask 077).
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ from pathlib import Path
 from types import FrameType
 
 from serverbench import __version__, process
-from serverbench.apps import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
-from serverbench.errors import ServerbenchError, StackUnavailable, UsageError
+from serverbench.apps import (
+    BUILTIN_APPS,
+    DEFAULT_APP,
+    ExpectedResponse,
+    UserAppOptions,
+    resolve_app,
+)
+from serverbench.errors import ServerbenchError, StackUnavailable, UsageError, VerificationError
+from serverbench.external import TargetUrl, parse_target_url, target_app
 from serverbench.host_limits import check_connections_fit, plan_cpu_split, raise_nofile_limit
-from serverbench.lifecycle import free_port, running_stack
+from serverbench.lifecycle import free_port, port_in_use, running_stack
+from serverbench.probe import verify
 from serverbench.profiles import (
     DEFAULT_REPEATS,
     ProfileOverrides,
@@ -32,12 +41,19 @@ from serverbench.profiles import (
     select_profiles,
 )
 from serverbench.report import write_reports
-from serverbench.results import RESULTS_NAME
+from serverbench.results import RESULTS_NAME, Document
 from serverbench.resume import resume_plan
-from serverbench.runner import Runner, RunPlan, check_wrk_available, new_document
+from serverbench.runner import (
+    REFERENCE_STACK,
+    TIME_WAIT_THRESHOLD,
+    Runner,
+    RunPlan,
+    check_wrk_available,
+    new_document,
+)
 from serverbench.selection import parse_overrides, prepare_app, select_stacks
 from serverbench.stacks import STACKS, all_stacks
-from serverbench.stacks.base import StackContext, package_versions
+from serverbench.stacks.base import Stack, StackContext, TcpEndpoint, package_versions
 from serverbench.summary import summary_table
 from serverbench.textable import render_table
 
@@ -167,6 +183,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set, stacks)
     app = prepare_app(args.app, _app_options(args))
     split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    if args.port and port_in_use(TcpEndpoint(host="127.0.0.1", port=args.port)):
+        # before the temporary folder exists, so that a refusal leaves nothing behind
+        raise UsageError(
+            f"port {args.port} is already in use on 127.0.0.1; "
+            "stop what listens there or pick another with --port"
+        )
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
     ctx = StackContext(
         app=app,
@@ -189,16 +211,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # everything that can refuse the run is checked before anything is started or measured
+    check_wrk_available()
     if args.resume:
         plan, document = resume_plan(Path(args.resume))
+        for profile in plan.profiles:
+            check_connections_fit(profile.connections)
     else:
         plan = _new_run_plan(args)
         document = new_document(plan, ["serverbench", *sys.argv[1:]])
-    for profile in plan.profiles:
-        check_connections_fit(profile.connections)
-    check_wrk_available()
+    if plan.url is not None:
+        _check_url_answers(plan)
     for warning in document["host_warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    reference = document["stacks"].get(REFERENCE_STACK)
+    if reference and reference["unavailable"]:
+        print(
+            f"warning: the {REFERENCE_STACK} ceiling is skipped: {reference['unavailable']}",
+            file=sys.stderr,
+        )
     if plan.split.shared:
         print(
             "warning: wrk and the servers share CPUs "
@@ -208,11 +239,71 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {plan.out_dir / RESULTS_NAME}", file=sys.stderr)
     Runner(plan, document).run()
     print(summary_table(document))
+    faults = fault_lines(document)
+    if faults:
+        print("\nfaults:\n" + "\n".join(f"  {line}" for line in faults))
     written = write_reports(document, plan.out_dir)
     print(f"\nresults: {plan.out_dir / RESULTS_NAME}")
     for path in written:
         print(f"report: {path}")
     return 0
+
+
+def fault_lines(document: Document) -> list[str]:
+    """One line per failed run and per run during which server processes exited."""
+    lines = []
+    for run in document["runs"]:
+        where = f"{run['stack']} · {run['app']} · {run['profile']} · round {run['round']}"
+        failure = run.get("failure") or {}
+        if run["status"] == "failed":
+            first = (str(failure.get("message", "")).splitlines() or [""])[0]
+            lines.append(f"{where}: FAILED ({failure.get('kind', '?')}): {first}")
+        exits = run.get("process_exits") or []
+        if exits:
+            which = ", ".join(f"{e['process']} (pid {e['pid']})" for e in exits)
+            lines.append(
+                f"{where}: {len(exits)} server process(es) exited during the measurement: "
+                f"{which}; {run.get('process_restarts', 0)} replaced"
+            )
+    return lines
+
+
+def _check_url_answers(plan: RunPlan) -> None:
+    assert plan.url is not None
+    target = parse_target_url(plan.url, allow_remote=plan.allow_remote)
+    mismatch = verify(target.front, plan.apps[0], requests=1)
+    if mismatch is not None:
+        raise VerificationError(
+            f"{plan.url} does not answer as expected: {mismatch}; start your server, or fix "
+            "the URL or the expected response (--expect-status/--expect-json/--expect-regex)"
+        )
+
+
+_URL_EXCLUDES = ("stack", "app", "set", "path", "app_dir", "interface")
+
+
+def _url_target(args: argparse.Namespace) -> TargetUrl | None:
+    if args.url is None:
+        if args.allow_remote:
+            raise UsageError("--allow-remote only applies to --url; drop it or add --url URL")
+        return None
+    for name in _URL_EXCLUDES:
+        if getattr(args, name):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"--url measures a server you run and cannot be combined with {flag}; "
+                f"drop {flag}, or drop --url to let serverbench start its own stacks"
+            )
+    return parse_target_url(args.url, allow_remote=args.allow_remote)
+
+
+def _require_available(stacks: Sequence[Stack], names: Sequence[str] | None) -> None:
+    """A stack the user named that cannot run here stops the run; ones from "all" are skipped."""
+    named = {part.strip() for name in names or [] for part in name.split(",")}
+    for stack in stacks:
+        reason = stack.unavailable_reason()
+        if reason is not None and (names is None or stack.name in named):
+            raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -250,9 +341,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _new_run_plan(args: argparse.Namespace) -> RunPlan:
-    stacks = select_stacks(args.stack)
-    overrides = parse_overrides(args.set, stacks)
-    apps = [prepare_app(spec, _app_options(args)) for spec in (args.app or [DEFAULT_APP])]
     extra = load_profile_file(Path(args.config)) if args.config else {}
     profiles = select_profiles(
         args.profile,
@@ -265,8 +353,19 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
         ),
         extra,
     )
+    for profile in profiles:
+        check_connections_fit(profile.connections)
     if args.repeats < 1:
         raise UsageError(f"--repeats {args.repeats}: at least one repeat is needed")
+    target = _url_target(args)
+    if target is None:
+        stacks = select_stacks(args.stack)
+        _require_available(stacks, args.stack)
+        overrides = parse_overrides(args.set, stacks)
+        apps = [prepare_app(spec, _app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    else:
+        stacks, overrides = [], {}
+        apps = [target_app(target, _url_expected(args))]
     split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("serverbench-results") / stamp
@@ -283,9 +382,26 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
         overrides=overrides,
         split=split,
         out_dir=out,
-        references=not args.no_references,
+        # the ceiling is a reference for serverbench's own stacks: on request only with --url
+        references=args.references if args.references is not None else target is None,
         order_seed=random.randrange(2**31),
+        time_wait_threshold=args.time_wait_threshold,
+        url=target.url if target else None,
+        allow_remote=bool(args.allow_remote),
     )
+
+
+def _url_expected(args: argparse.Namespace) -> ExpectedResponse:
+    # the same checks and messages as for a user's app; only the expectations are kept
+    probe_app = resolve_app(
+        "url:target",
+        UserAppOptions(
+            expect_status=args.expect_status,
+            expect_json=args.expect_json,
+            expect_regex=args.expect_regex,
+        ),
+    )
+    return probe_app.expected
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,9 +449,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default serverbench-results/<time>)")
     run.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     run.add_argument(
-        "--no-references",
+        "--time-wait-threshold",
+        type=int,
+        default=TIME_WAIT_THRESHOLD,
+        metavar="N",
+        help="before each job, wait (up to 60 s) while more than N TCP sockets are in "
+        f"TIME_WAIT (default {TIME_WAIT_THRESHOLD})",
+    )
+    run.add_argument(
+        "--references",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure the nginx-static ceiling alongside (default: yes, except with --url; "
+        "the in-process app cost is always measured for your own stacks)",
+    )
+    run.add_argument(
+        "--url",
+        help="benchmark a server you run yourself at this http:// URL instead of starting "
+        "stacks (its host must be loopback unless --allow-remote)",
+    )
+    run.add_argument(
+        "--allow-remote",
         action="store_true",
-        help="skip the nginx-static ceiling (the in-process app cost is always measured)",
+        help="let --url name a host other than this machine's loopback; load only servers "
+        "you are allowed to load",
     )
     run.set_defaults(handler=cmd_run)
 
@@ -376,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # configs, logs and results, ours and our children's, are for this user only
+    previous_umask = os.umask(0o077)
     atexit.register(process.stop_all)
     raise_nofile_limit()
     try:
@@ -389,3 +528,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         process.stop_all()
         signal.signal(signal.SIGTERM, previous)
+        os.umask(previous_umask)

@@ -56,6 +56,7 @@ class Mismatch:
     path: str
     expected: str
     got: str
+    answered: bool = True  # False: no HTTP response at all (refused, reset, timed out)
 
     def __str__(self) -> str:
         return f"GET {self.path}: expected {self.expected}, got {self.got}"
@@ -75,7 +76,10 @@ def check_once(endpoint: TcpEndpoint, app: App, msisdn: str, timeout_s: float) -
         content_type = response.getheader("Content-Type", "")
     except (OSError, http.client.HTTPException) as error:
         return Mismatch(
-            path=path, expected="an HTTP response", got=f"{type(error).__name__}: {error}"
+            path=path,
+            expected="an HTTP response",
+            got=f"{type(error).__name__}: {error}",
+            answered=False,
         )
     finally:
         connection.close()

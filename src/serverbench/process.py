@@ -22,7 +22,8 @@ import psutil
 
 from serverbench.errors import StackStartError
 
-LOG_TAIL_LINES = 20
+# a server that gives up prints its own traceback after the one that says why (gunicorn: ~35 lines)
+LOG_TAIL_LINES = 40
 _LIVE_LOCK = threading.Lock()
 LIVE: dict[int, ManagedProcess] = {}
 
@@ -89,15 +90,30 @@ class ManagedProcess:
     def tree_pids(self) -> list[int]:
         return [self.pid, *(child.pid for child in self.descendants())]
 
+    def live_tree(self) -> dict[int, str]:
+        """pid -> process name of the process and its descendants, zombies left out."""
+        try:
+            members = [psutil.Process(self.pid), *self.descendants()]
+        except psutil.NoSuchProcess:
+            return {}
+        tree: dict[int, str] = {}
+        for member in members:
+            with contextlib.suppress(psutil.Error):
+                if member.status() != psutil.STATUS_ZOMBIE:
+                    tree[member.pid] = member.name()
+        return tree
+
     def stop(self, grace_s: float = 8.0) -> None:
         """Stop the process, its group and every descendant; escalate to SIGKILL after grace_s."""
         survivors = self.descendants()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if self.popen.poll() is None or _group_alive(self.pid):
-                os.killpg(self.pid, self.stop_signal)
-        for child in survivors:
-            with contextlib.suppress(psutil.Error):
-                child.send_signal(self.stop_signal)
+        # a stopped (SIGSTOP) process keeps the stop signal pending until it is continued
+        for signum in (self.stop_signal, signal.SIGCONT):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if self.popen.poll() is None or _group_alive(self.pid):
+                    os.killpg(self.pid, signum)
+            for child in survivors:
+                with contextlib.suppress(psutil.Error):
+                    child.send_signal(signum)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             self.popen.poll()

@@ -1,4 +1,8 @@
-"""Continuing an interrupted run: the plan rebuilt from its results file, finished jobs kept."""
+"""Continuing an interrupted run: the plan rebuilt from its results file, finished jobs kept.
+
+A `--url` run keeps its URL in the plan; it is checked again (loopback, or --allow-remote as
+given when the run began) before anything is loaded.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 
 from serverbench.apps import app_from_dict
 from serverbench.errors import ResultsError
+from serverbench.external import parse_target_url, target_app
 from serverbench.host_limits import cpu_split_from_dict
 from serverbench.profiles import profile_from_dict
 from serverbench.results import Document, load, results_path
@@ -18,9 +23,15 @@ def resume_plan(folder: Path) -> tuple[RunPlan, Document]:
     if document.get("status") == "complete":
         raise ResultsError(f"{path} is a complete run; there is nothing to resume")
     saved = document["plan"]
+    apps = tuple(app_from_dict(document["apps"][name]) for name in saved["apps"])
+    url = saved.get("url")
+    allow_remote = bool(saved.get("allow_remote", False))
+    if url is not None:
+        target = parse_target_url(url, allow_remote=allow_remote)
+        apps = tuple(target_app(target, app.expected) for app in apps)
     plan = RunPlan(
         stack_names=tuple(saved["stacks"]),
-        apps=tuple(app_from_dict(document["apps"][name]) for name in saved["apps"]),
+        apps=apps,
         profiles=tuple(profile_from_dict(p) for p in saved["profiles"]),
         repeats=int(saved["repeats"]),
         overrides={k: dict(v) for k, v in saved["overrides"].items()},
@@ -30,6 +41,8 @@ def resume_plan(folder: Path) -> tuple[RunPlan, Document]:
         time_wait_threshold=int(saved["time_wait_threshold"]),
         max_drain_s=float(saved["max_drain_s"]),
         order_seed=int(saved["order_seed"]),
+        url=url,
+        allow_remote=allow_remote,
     )
     document["status"] = "running"
     document.setdefault("events", []).append(

@@ -5,6 +5,14 @@ stack, verifies it, primes and warms it up (discarded), measures with wrk while 
 process, verifies it again, and stops it. Every finished job is written to results.json at
 once, so an interrupted run keeps what it measured and `--resume` continues from there. The
 nginx-static ceiling is measured in the same rounds, as a reference.
+
+With `--url` the one target is a server the user runs (see external.py): the same jobs, with
+no stack to start, watch or stop.
+
+A fault ends one job, never the run, and every wait is bounded: a stack that does not start,
+dies, stops answering or answers wrongly is recorded as a failed run with the kind of fault
+and its log tail, and the next job starts. Server processes that exit during the measurement
+(a worker killed and respawned) are recorded with the run.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +39,13 @@ from serverbench.errors import (
     StackUnavailable,
     VerificationError,
 )
+from serverbench.external import (
+    EXTERNAL_NOTE,
+    EXTERNAL_ROLE,
+    EXTERNAL_STACK,
+    parse_target_url,
+    target_stack,
+)
 from serverbench.host_limits import (
     CpuSplit,
     backlog_warnings,
@@ -39,12 +55,12 @@ from serverbench.host_limits import (
 )
 from serverbench.lifecycle import RunningStack, check_usable, free_port, running_stack
 from serverbench.monitor import Monitor, Usage, usage_to_dict
-from serverbench.probe import verify
+from serverbench.probe import Mismatch, verify
 from serverbench.profiles import Profile, profile_to_dict
 from serverbench.progress import RunProgress
 from serverbench.results import RESULTS_NAME, Document, save
 from serverbench.stacks import get_stack
-from serverbench.stacks.base import Stack, StackContext, package_versions
+from serverbench.stacks.base import StackContext, package_versions
 from serverbench.wrk import (
     WrkMeasurement,
     WrkSettings,
@@ -57,6 +73,10 @@ from serverbench.wrk_runner import run_wrk
 REFERENCE_STACK = "nginx-static"
 PRIMER_CONNECTIONS = 8
 STARTUP_ESTIMATE_S = 2.0
+# A server busy with the load's leftover connections may answer late; one that answers
+# nothing for this long after the measurement has stopped answering.
+RECOVERY_S = 10.0
+TIME_WAIT_THRESHOLD = 20000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,9 +89,11 @@ class RunPlan:
     split: CpuSplit
     out_dir: Path
     references: bool = True
-    time_wait_threshold: int = 20000
+    time_wait_threshold: int = TIME_WAIT_THRESHOLD
     max_drain_s: float = 60.0
     order_seed: int = 0
+    url: str | None = None  # the user's own server (run --url): no stacks are started
+    allow_remote: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,7 +102,7 @@ class Job:
     stack: str
     app: App
     profile: Profile
-    role: str  # "stack" or "reference"
+    role: str  # "stack", "reference" or "external"
 
     @property
     def id(self) -> str:
@@ -103,9 +125,10 @@ def reference_app(apps: Sequence[App]) -> App:
 
 def plan_jobs(plan: RunPlan) -> list[Job]:
     rng = random.Random(plan.order_seed)
-    cells: list[tuple[str, App, str]] = [
-        (stack, app, "stack") for stack in plan.stack_names for app in plan.apps
-    ]
+    if plan.url is not None:
+        cells = [(EXTERNAL_STACK, app, EXTERNAL_ROLE) for app in plan.apps]
+    else:
+        cells = [(stack, app, "stack") for stack in plan.stack_names for app in plan.apps]
     if plan.references:
         cells.append((REFERENCE_STACK, reference_app(plan.apps), "reference"))
     jobs: list[Job] = []
@@ -143,6 +166,18 @@ def now() -> str:
 
 def new_document(plan: RunPlan, command: Sequence[str]) -> Document:
     stacks: dict[str, Any] = {}
+    apps = {app.name: app_to_dict(app) for app in plan.apps}
+    if plan.url is not None:
+        stacks[EXTERNAL_STACK] = {
+            "summary": f"the server at {plan.url}",
+            "model": EXTERNAL_NOTE,
+            "interfaces": ["http"],
+            "packages": {},
+            "setting_sources": {},
+            "unavailable": None,
+            "url": plan.url,
+        }
+        apps = {name: {**app, "interface": "http", "url": plan.url} for name, app in apps.items()}
     for name in (*plan.stack_names, *((REFERENCE_STACK,) if plan.references else ())):
         stack = get_stack(name)
         stacks[name] = {
@@ -174,8 +209,10 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> Document:
             "order_seed": plan.order_seed,
             "time_wait_threshold": plan.time_wait_threshold,
             "max_drain_s": plan.max_drain_s,
+            "url": plan.url,
+            "allow_remote": plan.allow_remote,
         },
-        "apps": {app.name: app_to_dict(app) for app in plan.apps},
+        "apps": apps,
         "stacks": stacks,
         "references": {"app_cost": {}},
         "runs": [],
@@ -230,6 +267,8 @@ class Runner:
 
     def _measure_app_costs(self, progress: RunProgress) -> None:
         costs = self.document["references"]["app_cost"]
+        if self.plan.url is not None:
+            return  # the user's server runs an app serverbench cannot import
         for app in self.plan.apps:
             if app.name in costs:
                 continue
@@ -272,27 +311,17 @@ class Runner:
         }
 
     def _run_job(self, job: Job, progress: RunProgress) -> dict[str, Any]:
-        stack = get_stack(job.stack)
-        ctx = StackContext(
-            app=job.app,
-            host="127.0.0.1",
-            port=free_port(),
-            run_dir=self.plan.out_dir / "logs" / job.id.replace("/", "-"),
-            server_cpu_count=len(self.plan.split.server_cpus),
-            overrides=self.plan.overrides.get(job.stack, {}),
-        )
         started_at = now()
         try:
-            check_usable(stack, ctx)
+            if job.role == EXTERNAL_ROLE:
+                return self._run_external(job, started_at)
+            return self._run_stack(job, started_at)
         except StackUnavailable as error:
             return self._record(
                 job, "skipped", failure={"kind": "unavailable", "message": str(error)}
             )
-        try:
-            with running_stack(stack, ctx, cpus=self.plan.split.server_taskset()) as running:
-                return self._measure(job, stack, ctx, running, started_at)
-        except (StackStartError, VerificationError) as error:
-            kind = "start" if isinstance(error, StackStartError) else "verify"
+        except ServerbenchError as error:
+            kind = FAILURE_KINDS.get(type(error), "error")
             progress.note(f"{job.stack} failed: {str(error).splitlines()[0]}")
             return self._record(
                 job,
@@ -301,15 +330,35 @@ class Runner:
                 finished_at=now(),
                 failure={"kind": kind, "message": str(error)},
             )
-        except ServerbenchError as error:
-            progress.note(f"{job.stack} failed: {str(error).splitlines()[0]}")
-            return self._record(
-                job,
-                "failed",
-                started_at=started_at,
-                finished_at=now(),
-                failure={"kind": "error", "message": str(error)},
+
+    def _run_stack(self, job: Job, started_at: str) -> dict[str, Any]:
+        stack = get_stack(job.stack)
+        ctx = StackContext(
+            app=job.app,
+            host="127.0.0.1",
+            port=free_port(),
+            run_dir=self._job_dir(job),
+            server_cpu_count=len(self.plan.split.server_cpus),
+            overrides=self.plan.overrides.get(job.stack, {}),
+        )
+        check_usable(stack, ctx)
+        with running_stack(stack, ctx, cpus=self.plan.split.server_taskset()) as running:
+            return self._measure(job, running, started_at)
+
+    def _run_external(self, job: Job, started_at: str) -> dict[str, Any]:
+        assert self.plan.url is not None
+        target = parse_target_url(self.plan.url, allow_remote=self.plan.allow_remote)
+        mismatch = verify(target.front, job.app)
+        if mismatch is not None:
+            raise VerificationError(
+                f"{target.url} answered wrongly before the load: {mismatch}; check that your "
+                "server is up, or the expected response (--expect-status/--expect-json/"
+                "--expect-regex)"
             )
+        return self._measure(job, target_stack(target), started_at)
+
+    def _job_dir(self, job: Job) -> Path:
+        return self.plan.out_dir / "logs" / job.id.replace("/", "-")
 
     def _wrk(
         self,
@@ -322,15 +371,27 @@ class Runner:
         return self.measure(
             settings,
             running.url + job.app.load_path,
-            out_dir=self.plan.out_dir / "logs" / job.id.replace("/", "-"),
+            out_dir=self._job_dir(job),
             label=label,
             cpus=self.plan.split.client_taskset(),
             on_start=on_start,
         )
 
-    def _measure(
-        self, job: Job, stack: Stack, ctx: StackContext, running: RunningStack, started_at: str
-    ) -> dict[str, Any]:
+    def _post_verify(self, running: RunningStack, app: App) -> Mismatch | None:
+        """The answer after the load, waiting up to RECOVERY_S for a server that is still busy."""
+        deadline = time.monotonic() + RECOVERY_S
+        while True:
+            mismatch = verify(running.front, app)
+            if (
+                mismatch is None
+                or mismatch.answered
+                or time.monotonic() >= deadline
+                or running.exited() is not None
+            ):
+                return mismatch
+            time.sleep(0.5)
+
+    def _measure(self, job: Job, running: RunningStack, started_at: str) -> dict[str, Any]:
         profile = job.profile
         if profile.primer_s > 0:
             primer = WrkSettings(
@@ -371,6 +432,8 @@ class Runner:
                 )
             ),
         }
+        if job.role == EXTERNAL_ROLE:
+            common["url"] = self.plan.url
         monitors: list[Monitor] = []
 
         def watch(wrk_pid: int) -> None:
@@ -379,6 +442,7 @@ class Runner:
             monitor.start()
             monitors.append(monitor)
 
+        tree_before = process_tree(running)
         try:
             measurement = self._wrk(job, running, shape, "measure", on_start=watch)
         except LoadGeneratorError as error:
@@ -387,53 +451,75 @@ class Runner:
                 "failed",
                 **common,
                 finished_at=now(),
-                failure={"kind": "load", "message": str(error)},
+                failure=failure(running, "load", str(error)),
             )
         finally:
             usage = monitors[0].stop() if monitors else None
+        tree_after = process_tree(running)
+        exits = [
+            {"pid": pid, "process": name}
+            for pid, name in tree_before.items()
+            if pid not in tree_after
+        ]
+        starts = [pid for pid in tree_after if pid not in tree_before]
         died = running.exited()
-        mismatch = verify(running.front, job.app) if died is None else None
+        mismatch = self._post_verify(running, job.app) if died is None else None
+        died = running.exited()
+        good = measurement.good_responses
         fields: dict[str, Any] = {
             **common,
             "finished_at": now(),
             "wrk": measurement_to_dict(measurement),
             "derived": {
-                "good_responses": measurement.good_responses,
+                "good_responses": good,
                 "requests_per_sec": measurement.requests_per_sec,
                 "raw_requests_per_sec": measurement.raw_requests_per_sec,
                 "transfer_bytes_per_sec": measurement.transfer_bytes_per_sec,
             },
             "usage": split_usage(usage) if usage else None,
             "post_verify": str(mismatch) if mismatch else None,
+            # a server process that exited while wrk ran, e.g. a killed worker its master replaced
+            "process_exits": exits,
+            "process_restarts": min(len(exits), len(starts)),
         }
         if died is not None:
-            return self._record(
-                job,
-                "failed",
-                **fields,
-                failure={
-                    "kind": "died",
-                    "message": f"{job.stack} died during the measurement: {died}",
-                },
+            kind, message = "died", f"{job.stack} died during the measurement: {died}"
+        elif mismatch is not None and not mismatch.answered:
+            kind, message = (
+                "unresponsive",
+                f"{job.stack} stopped answering: {good} good responses in the measurement, "
+                f"then no answer for {RECOVERY_S:.0f} s after it ({mismatch})",
             )
-        if measurement.good_responses == 0:
-            return self._record(
-                job,
-                "failed",
-                **fields,
-                failure={
-                    "kind": "no_good_responses",
-                    "message": "no correct response during the measurement (every request failed or timed out)",
-                },
+        elif good == 0:
+            kind, message = (
+                "no_good_responses",
+                "no correct response during the measurement (every request failed or timed out)",
             )
-        if mismatch is not None and mismatch.expected != "an HTTP response":
-            return self._record(
-                job,
-                "failed",
-                **fields,
-                failure={
-                    "kind": "wrong_response",
-                    "message": f"answered wrongly after the load: {mismatch}",
-                },
-            )
-        return self._record(job, "ok", **fields)
+        elif mismatch is not None:
+            kind, message = "wrong_response", f"answered wrongly after the load: {mismatch}"
+        else:
+            return self._record(job, "ok", **fields)
+        return self._record(job, "failed", **fields, failure=failure(running, kind, message))
+
+
+FAILURE_KINDS: dict[type[ServerbenchError], str] = {
+    StackStartError: "start",
+    VerificationError: "verify",
+}
+
+
+def failure(running: RunningStack, kind: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "message": message,
+        "log_tail": {process.name: process.tail() for process in running.processes},
+    }
+
+
+def process_tree(running: RunningStack) -> dict[int, str]:
+    """pid -> "component: process name" for every live process of the stack."""
+    return {
+        pid: f"{process.name}: {name}"
+        for process in running.processes
+        for pid, name in process.live_tree().items()
+    }

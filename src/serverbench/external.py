@@ -1,0 +1,95 @@
+"""A server the user runs, named by `run --url`: checked to be on loopback, loaded, never started.
+
+serverbench sends load only to servers it started on loopback, or to a URL the user gave. A
+URL whose host is not loopback (127.0.0.0/8, ::1, localhost) is refused unless the user says
+--allow-remote, so a typo cannot turn the tool on someone else's host. The decision reads the
+literal host only: names other than localhost are never resolved, they are refused.
+
+The target is served to the runner as a `RunningStack` with no processes: the runner loads
+and verifies it like its own stacks, and has nothing to watch or stop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from dataclasses import dataclass
+
+from serverbench.apps import App, ExpectedResponse
+from serverbench.errors import UsageError
+from serverbench.lifecycle import RunningStack
+from serverbench.stacks.base import LaunchPlan, TcpEndpoint
+
+EXTERNAL_STACK = "url"  # the stack name an external target's runs are recorded under
+EXTERNAL_ROLE = "external"
+EXTERNAL_NOTE = "a server run outside serverbench: loaded and verified, not started or monitored"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetUrl:
+    url: str  # as the user gave it
+    host: str  # IPv6 literals in brackets, as a URL and a Host header write them
+    port: int
+    path: str  # path and query, "/" at least; "{msisdn}" is filled in as in --path
+
+    @property
+    def front(self) -> TcpEndpoint:
+        return TcpEndpoint(host=self.host, port=self.port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback IP literals; other names are not resolved."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_target_url(url: str, *, allow_remote: bool) -> TargetUrl:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http":
+        raise UsageError(
+            f"--url {url!r}: only http:// URLs can be measured; "
+            "give one such as http://127.0.0.1:8000/health"
+        )
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as error:
+        raise UsageError(
+            f"--url {url!r}: {error}; give one such as http://127.0.0.1:8000/"
+        ) from None
+    if not host:
+        raise UsageError(f"--url {url!r} has no host; give one such as http://127.0.0.1:8000/")
+    if not allow_remote and not is_loopback_host(host):
+        raise UsageError(
+            f"--url {url!r} is not on this machine's loopback (127.0.0.0/8, ::1, localhost); "
+            "serverbench loads only servers on this machine unless you add --allow-remote, "
+            "and then only servers you are allowed to load"
+        )
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return TargetUrl(
+        url=url,
+        host=f"[{host}]" if ":" in host else host,
+        port=port or 80,
+        path=path,
+    )
+
+
+def target_app(target: TargetUrl, expected: ExpectedResponse) -> App:
+    """The app the runner verifies and loads: whatever answers at the URL's path."""
+    return App(
+        name=target.url,
+        import_string="",  # nothing to import: the server is the user's
+        interface="wsgi",  # unused for an external target; the document records "http"
+        path_template=target.path,
+        expected=expected,
+    )
+
+
+def target_stack(target: TargetUrl) -> RunningStack:
+    plan = LaunchPlan(components=(), front=target.front, settings={}, notes=(EXTERNAL_NOTE,))
+    return RunningStack(name=EXTERNAL_STACK, plan=plan)
