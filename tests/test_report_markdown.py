@@ -279,3 +279,23 @@ def test_write_reports_and_cli(tmp_path: Path, smoke: dict[str, Any]) -> None:
     assert main(["report", str(results), "--format", "md", "--out", str(tmp_path / "x.md")]) == 0
     assert (tmp_path / "x.md").read_text().startswith("# Performance Comparison Report")
     assert main(["report", str(tmp_path / "missing.json")]) == 1
+
+
+def test_server_processes_exiting_during_a_measurement_are_reported(smoke: dict[str, Any]) -> None:
+    document = copy.deepcopy(smoke)
+    run = next(r for r in document["runs"] if r["stack"] == "gunicorn")
+    run["process_exits"] = [{"pid": 4242, "process": "gunicorn"}]
+    run["process_restarts"] = 1
+    text = render_markdown(document)
+    assert "(process_exits): round 1: server processes exited during the measurement: " in text
+    assert "gunicorn (pid 4242); 1 new ones started" in text
+
+
+def test_pairs_that_cannot_run_are_listed_once(smoke: dict[str, Any]) -> None:
+    document = copy.deepcopy(smoke)
+    document["not_applicable"] = [
+        {"stack": "gunicorn", "app": "seed-fastapi", "reason": "gunicorn serves WSGI apps only"}
+    ]
+    text = render_markdown(document)
+    assert text.count("gunicorn serves WSGI apps only") == 1
+    assert "Not run, as the server cannot serve the app" in text

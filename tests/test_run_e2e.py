@@ -14,6 +14,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SERVERBENCH = [sys.executable, "-m", "serverbench"]
+# TIME_WAIT sockets of earlier tests must not make these wait: the drain has its own tests
+NO_DRAIN = ("--time-wait-threshold", "10000000")
 
 
 def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -35,7 +37,7 @@ def processes_mentioning(text: str) -> list[psutil.Process]:
 
 def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
     out = tmp_path / "results"
-    done = run_cli("run", "--profile", "smoke", "--repeats", "1", "--out", str(out))
+    done = run_cli("run", "--profile", "smoke", "--repeats", "1", "--out", str(out), *NO_DRAIN)
     assert done.returncode == 0, done.stderr
     document = json.loads((out / "results.json").read_text())
     assert document["status"] == "complete"
@@ -83,7 +85,7 @@ def test_a_stack_that_dies_at_start_is_recorded_failed_and_the_others_still_run(
     done = run_cli(
         "run", "--profile", "smoke", "--repeats", "1", "--no-references",
         "--stack", "gunicorn,bjoern", "--app", "picky:app", "--app-dir", str(app_dir),
-        "--expect-json", '{"status": "ok"}', "--out", str(out),
+        "--expect-json", '{"status": "ok"}', "--out", str(out), *NO_DRAIN,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     runs = {run["stack"]: run for run in json.loads((out / "results.json").read_text())["runs"]}
@@ -113,7 +115,7 @@ def test_interrupted_run_keeps_its_results_leaves_nothing_and_resumes(tmp_path: 
     out = tmp_path / "results"
     args = [
         "run", "--profile", "smoke", "--repeats", "2", "--stack", "bjoern,uvicorn",
-        "--no-references", "--out", str(out),
+        "--no-references", "--out", str(out), *NO_DRAIN,
     ]  # fmt: skip
     child = subprocess.Popen(
         [*SERVERBENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -4,7 +4,7 @@ from pathlib import Path
 from serverbench.apps import BUILTIN_APPS, UserAppOptions, resolve_app
 from serverbench.host_limits import CpuSplit
 from serverbench.profiles import PROFILES
-from serverbench.runner import REFERENCE_STACK, RunPlan, plan_jobs, reference_app
+from serverbench.runner import REFERENCE_STACK, RunPlan, not_applicable, plan_jobs, reference_app
 
 
 def make_plan(**changes: object) -> RunPlan:
@@ -55,3 +55,20 @@ def test_the_reference_uses_a_seed_app_even_for_a_user_app():
     user_app = resolve_app("mymod:app", UserAppOptions(path="/x"))
     assert reference_app([user_app]) == BUILTIN_APPS["seed-flask"]
     assert reference_app([user_app, BUILTIN_APPS["seed-fastapi"]]).name == "seed-fastapi"
+
+
+def test_a_stack_that_cannot_serve_the_apps_interface_is_not_planned_but_listed():
+    plan = make_plan(
+        stack_names=("gunicorn", "uvicorn"),
+        apps=(BUILTIN_APPS["seed-flask"], BUILTIN_APPS["seed-fastapi"]),
+        references=False,
+    )
+    pairs = {(job.stack, job.app.name) for job in plan_jobs(plan)}
+    assert pairs == {
+        ("gunicorn", "seed-flask"),
+        ("uvicorn", "seed-flask"),
+        ("uvicorn", "seed-fastapi"),
+    }
+    (skipped,) = not_applicable(plan)
+    assert (skipped["stack"], skipped["app"]) == ("gunicorn", "seed-fastapi")
+    assert "WSGI apps only" in skipped["reason"]

@@ -368,7 +368,7 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
         apps = [target_app(target, _url_expected(args))]
     split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("serverbench-results") / stamp
+    out = (Path(args.out) if args.out else Path("serverbench-results") / stamp).absolute()
     if (out / RESULTS_NAME).exists():
         raise UsageError(
             f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "

@@ -123,12 +123,31 @@ def reference_app(apps: Sequence[App]) -> App:
     return next((app for app in apps if app.builtin), BUILTIN_APPS["seed-flask"])
 
 
+def not_applicable(plan: RunPlan) -> list[dict[str, str]]:
+    """Stack x app pairs that cannot run at all: the stack does not speak the app's interface."""
+    pairs = []
+    for name in plan.stack_names:
+        interfaces = get_stack(name).interfaces
+        for app in plan.apps:
+            if app.interface not in interfaces:
+                served = "/".join(sorted(interfaces)).upper()
+                reason = f"{name} serves {served} apps only; {app.name} is {app.interface.upper()}"
+                pairs.append({"stack": name, "app": app.name, "reason": reason})
+    return pairs
+
+
 def plan_jobs(plan: RunPlan) -> list[Job]:
     rng = random.Random(plan.order_seed)
     if plan.url is not None:
         cells = [(EXTERNAL_STACK, app, EXTERNAL_ROLE) for app in plan.apps]
     else:
-        cells = [(stack, app, "stack") for stack in plan.stack_names for app in plan.apps]
+        excluded = {(pair["stack"], pair["app"]) for pair in not_applicable(plan)}
+        cells = [
+            (stack, app, "stack")
+            for stack in plan.stack_names
+            for app in plan.apps
+            if (stack, app.name) not in excluded
+        ]
     if plan.references:
         cells.append((REFERENCE_STACK, reference_app(plan.apps), "reference"))
     jobs: list[Job] = []
@@ -214,6 +233,7 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> Document:
         },
         "apps": apps,
         "stacks": stacks,
+        "not_applicable": not_applicable(plan),
         "references": {"app_cost": {}},
         "runs": [],
         "events": [],

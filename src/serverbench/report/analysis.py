@@ -348,6 +348,18 @@ def warnings(document: Document, facts: Sequence[Facts]) -> list[SanityWarning]:
                     "(exact to one grid step)",
                 )
             )
+        for r in (*cell.ok_runs, *cell.failed_runs):
+            exits = r.get("process_exits") or []
+            if exits:
+                gone = ", ".join(f"{e['process']} (pid {e['pid']})" for e in exits)
+                found.append(
+                    SanityWarning(
+                        kind="process_exits",
+                        subject=name,
+                        text=f"round {r['round']}: server processes exited during the "
+                        f"measurement: {gone}; {r.get('process_restarts', 0)} new ones started",
+                    )
+                )
         for r in cell.ok_runs:
             if r.get("post_verify"):
                 found.append(

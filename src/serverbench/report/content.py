@@ -319,6 +319,15 @@ def test_setup(document: Document, facts: Sequence[Facts]) -> list[Block]:
             for component, argv in run.get("commands", {}).items()
         )
         blocks.append(Code(text=commands, language="sh"))
+    not_run = document.get("not_applicable", [])
+    if not_run:
+        blocks.append(
+            Paragraph(
+                text="Not run, as the server cannot serve the app: "
+                + "; ".join(pair["reason"] for pair in not_run)
+                + "."
+            )
+        )
     return blocks
 
 
@@ -551,7 +560,7 @@ def methodology(document: Document, facts: Sequence[Facts]) -> list[Block]:
     checks = (
         "error rate above 1 %, spread between repeats above 10 %, Little's law off by more than "
         "30 %, p50 near 40 ms, wrk above 90 % of its CPUs, shared CPUs, host limits, TIME_WAIT "
-        "pauses, failed repeats"
+        "pauses, failed repeats, server processes exiting during a measurement"
     )
     if found:
         blocks.append(Paragraph(text=f"Checked: {checks}. Raised:"))
