@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from serverbench import cli, process
+from serverbench.commands import check, serve
 from serverbench.stacks import SEED_STACKS
 
 APP_RAISING_ON_IMPORT = "raise RuntimeError('cannot reach the database')\n"
@@ -56,7 +57,8 @@ def no_server_may_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a server was started")
 
-    monkeypatch.setattr(cli, "running_stack", refuse)
+    for command in (check, serve):
+        monkeypatch.setattr(command, "running_stack", refuse)
     yield
     assert not process.LIVE
 

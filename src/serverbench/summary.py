@@ -58,3 +58,22 @@ def summary_rows(document: Document) -> list[list[str]]:
 def summary_table(document: Document) -> str:
     headers = ["stack", "app", "profile", "req/s median [min-max]", "p50", "p99", "errors", "note"]
     return render_table(headers, summary_rows(document), right=(3, 4, 5, 6))
+
+
+def fault_lines(document: Document) -> list[str]:
+    """One line per failed run and per run during which server processes exited."""
+    lines = []
+    for run in document["runs"]:
+        where = f"{run['stack']} · {run['app']} · {run['profile']} · round {run['round']}"
+        failure = run.get("failure") or {}
+        if run["status"] == "failed":
+            first = (str(failure.get("message", "")).splitlines() or [""])[0]
+            lines.append(f"{where}: FAILED ({failure.get('kind', '?')}): {first}")
+        exits = run.get("process_exits") or []
+        if exits:
+            which = ", ".join(f"{e['process']} (pid {e['pid']})" for e in exits)
+            lines.append(
+                f"{where}: {len(exits)} server process(es) exited during the measurement: "
+                f"{which}; {run.get('process_restarts', 0)} replaced"
+            )
+    return lines

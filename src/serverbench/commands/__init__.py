@@ -1,0 +1,8 @@
+"""One module per subcommand: each registers its parser and handles its arguments.
+
+`COMMANDS` lists them in the order `serverbench --help` shows them.
+"""
+
+from serverbench.commands import check, compare, report, run, serve, stacks
+
+COMMANDS = (stacks, check, serve, run, report, compare)

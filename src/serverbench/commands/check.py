@@ -1,0 +1,72 @@
+"""`serverbench check`: start, verify and stop each stack; a pass/fail table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from serverbench.apps import DEFAULT_APP
+from serverbench.commands.options import add_app_options, add_stack_options, app_options
+from serverbench.errors import ServerbenchError, StackUnavailable
+from serverbench.host_limits import plan_cpu_split
+from serverbench.lifecycle import free_port, running_stack
+from serverbench.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.stacks import STACKS
+from serverbench.stacks.base import StackContext
+from serverbench.textable import render_table
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("check", help="start, verify and stop each stack")
+    add_stack_options(parser, many=True)
+    add_app_options(parser, many=True)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stacks = select_stacks(args.stack, default=list(STACKS))
+    overrides = parse_overrides(args.set, stacks)
+    apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    rows: list[list[str]] = []
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch:
+        for app in apps:
+            for stack in stacks:
+                ctx = StackContext(
+                    app=app,
+                    host="127.0.0.1",
+                    port=free_port(),
+                    run_dir=Path(scratch) / f"{stack.name}-{app.name.replace(':', '_')}",
+                    server_cpu_count=len(split.server_cpus),
+                    overrides=overrides[stack.name],
+                )
+                if app.interface not in stack.interfaces:
+                    rows.append(
+                        [
+                            stack.name,
+                            app.name,
+                            "skip",
+                            f"serves {'/'.join(sorted(stack.interfaces))} only",
+                        ]
+                    )
+                    continue
+                print(f"checking {stack.name} with {app.name} ...", flush=True)
+                try:
+                    with running_stack(stack, ctx, cpus=split.server_taskset()) as running:
+                        settings = ", ".join(f"{k}={v}" for k, v in running.plan.settings.items())
+                        rows.append([stack.name, app.name, "pass", f"{running.url} ({settings})"])
+                except StackUnavailable as error:
+                    failed += 1
+                    rows.append([stack.name, app.name, "FAIL", str(error)])
+                except ServerbenchError as error:
+                    failed += 1
+                    first, _, rest = str(error).partition("\n")
+                    rows.append([stack.name, app.name, "FAIL", first])
+                    if rest:
+                        print(f"{stack.name} log tail:\n{rest}", file=sys.stderr)
+    print(render_table(["stack", "app", "result", "detail"], rows))
+    return 1 if failed else 0

@@ -1,0 +1,61 @@
+"""Command-line options shared by several commands: the app and the stack selection."""
+
+from __future__ import annotations
+
+import argparse
+
+from serverbench.apps import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
+
+
+def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    group = parser.add_argument_group("app")
+    group.add_argument(
+        "--app",
+        action="append" if many else "store",
+        metavar="APP",
+        help=f"{', '.join(BUILTIN_APPS)} or module:attr (default {DEFAULT_APP})",
+    )
+    group.add_argument(
+        "--interface", choices=("wsgi", "asgi"), help="your app's interface (detected when omitted)"
+    )
+    group.add_argument(
+        "--path", help="path to load for your app, '{msisdn}' is filled in (default /)"
+    )
+    group.add_argument("--app-dir", help="folder your app imports from (default: current folder)")
+    group.add_argument(
+        "--expect-status", type=int, default=200, help="expected status (default 200)"
+    )
+    group.add_argument("--expect-json", help="expected JSON body, compared parsed")
+    group.add_argument("--expect-regex", help="regular expression the body must match")
+
+
+def add_stack_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    parser.add_argument(
+        "--stack",
+        action="append" if many else "store",
+        required=not many,
+        metavar="NAME",
+        help="stack name (repeatable, comma lists and 'all' work)" if many else "stack name",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[STACK.]NAME=VALUE",
+        help="override a stack setting, e.g. --set workers=4 or --set bjoern.processes=2",
+    )
+    parser.add_argument(
+        "--server-cpus", help="CPUs for the servers, e.g. 0 or 0-2 (default: split)"
+    )
+    parser.add_argument("--client-cpus", help="CPUs for wrk, e.g. 1 (default: the rest)")
+
+
+def app_options(args: argparse.Namespace) -> UserAppOptions:
+    return UserAppOptions(
+        interface=args.interface,
+        path=args.path,
+        app_dir=args.app_dir,
+        expect_status=args.expect_status,
+        expect_json=args.expect_json,
+        expect_regex=args.expect_regex,
+    )

@@ -1,0 +1,231 @@
+"""`serverbench run`: the plan from the command line (or a results file to resume), checked
+before anything starts, then measured, summarised and reported."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from serverbench.apps import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
+from serverbench.commands.options import add_app_options, add_stack_options, app_options
+from serverbench.errors import StackUnavailable, UsageError, VerificationError
+from serverbench.external import TargetUrl, parse_target_url, target_app
+from serverbench.host_limits import check_connections_fit, plan_cpu_split
+from serverbench.probe import verify
+from serverbench.profiles import (
+    DEFAULT_REPEATS,
+    ProfileOverrides,
+    load_profile_file,
+    select_profiles,
+)
+from serverbench.report import write_reports
+from serverbench.results import RESULTS_NAME
+from serverbench.resume import resume_plan
+from serverbench.runner import (
+    REFERENCE_STACK,
+    TIME_WAIT_THRESHOLD,
+    Runner,
+    RunPlan,
+    check_wrk_available,
+    new_document,
+)
+from serverbench.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.stacks.base import Stack
+from serverbench.summary import fault_lines, summary_table
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "run", help="benchmark stacks x apps x profiles with wrk, write the report"
+    )
+    add_stack_options(parser, many=True)
+    add_app_options(parser, many=True)
+    parser.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="quick (default: quick-moderate + quick-high), seed (moderate + high), moderate, "
+        "high, smoke, or one from --config",
+    )
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="rounds (default 3)")
+    parser.add_argument("--duration", type=float, help="measured seconds, for every profile")
+    parser.add_argument("--connections", type=int, help="connections, for every profile")
+    parser.add_argument("--threads", type=int, help="wrk threads, for every profile")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds, for every profile")
+    parser.add_argument("--timeout", type=float, help="wrk --timeout seconds, for every profile")
+    parser.add_argument("--config", help="TOML file with [profiles.NAME] tables")
+    parser.add_argument("--out", help="results folder (default serverbench-results/<time>)")
+    parser.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
+    parser.add_argument(
+        "--time-wait-threshold",
+        type=int,
+        default=TIME_WAIT_THRESHOLD,
+        metavar="N",
+        help="before each job, wait (up to 60 s) while more than N TCP sockets are in "
+        f"TIME_WAIT (default {TIME_WAIT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--references",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure the nginx-static ceiling alongside (default: yes, except with --url; "
+        "the in-process app cost is always measured for your own stacks)",
+    )
+    parser.add_argument(
+        "--url",
+        help="benchmark a server you run yourself at this http:// URL instead of starting "
+        "stacks (its host must be loopback unless --allow-remote)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --url name a host other than this machine's loopback; load only servers "
+        "you are allowed to load",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # everything that can refuse the run is checked before anything is started or measured
+    check_wrk_available()
+    if args.resume:
+        plan, document = resume_plan(Path(args.resume))
+        for profile in plan.profiles:
+            check_connections_fit(profile.connections)
+    else:
+        plan = _new_run_plan(args)
+        document = new_document(plan, ["serverbench", *sys.argv[1:]])
+    if plan.url is not None:
+        _check_url_answers(plan)
+    for warning in document["host_warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    reference = document["stacks"].get(REFERENCE_STACK)
+    if reference and reference["unavailable"]:
+        print(
+            f"warning: the {REFERENCE_STACK} ceiling is skipped: {reference['unavailable']}",
+            file=sys.stderr,
+        )
+    if plan.split.shared:
+        print(
+            "warning: wrk and the servers share CPUs "
+            f"({plan.split.server_taskset()}); numbers are lower bounds",
+            file=sys.stderr,
+        )
+    print(f"results: {plan.out_dir / RESULTS_NAME}", file=sys.stderr)
+    Runner(plan, document).run()
+    print(summary_table(document))
+    faults = fault_lines(document)
+    if faults:
+        print("\nfaults:\n" + "\n".join(f"  {line}" for line in faults))
+    written = write_reports(document, plan.out_dir)
+    print(f"\nresults: {plan.out_dir / RESULTS_NAME}")
+    for path in written:
+        print(f"report: {path}")
+    return 0
+
+
+def _check_url_answers(plan: RunPlan) -> None:
+    assert plan.url is not None
+    target = parse_target_url(plan.url, allow_remote=plan.allow_remote)
+    mismatch = verify(target.front, plan.apps[0], requests=1)
+    if mismatch is not None:
+        raise VerificationError(
+            f"{plan.url} does not answer as expected: {mismatch}; start your server, or fix "
+            "the URL or the expected response (--expect-status/--expect-json/--expect-regex)"
+        )
+
+
+_URL_EXCLUDES = ("stack", "app", "set", "path", "app_dir", "interface")
+
+
+def _url_target(args: argparse.Namespace) -> TargetUrl | None:
+    if args.url is None:
+        if args.allow_remote:
+            raise UsageError("--allow-remote only applies to --url; drop it or add --url URL")
+        return None
+    for name in _URL_EXCLUDES:
+        if getattr(args, name):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"--url measures a server you run and cannot be combined with {flag}; "
+                f"drop {flag}, or drop --url to let serverbench start its own stacks"
+            )
+    return parse_target_url(args.url, allow_remote=args.allow_remote)
+
+
+def _require_available(stacks: Sequence[Stack], names: Sequence[str] | None) -> None:
+    """A stack the user named that cannot run here stops the run; ones from "all" are skipped."""
+    named = {part.strip() for name in names or [] for part in name.split(",")}
+    for stack in stacks:
+        reason = stack.unavailable_reason()
+        if reason is not None and (names is None or stack.name in named):
+            raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
+
+
+def _new_run_plan(args: argparse.Namespace) -> RunPlan:
+    extra = load_profile_file(Path(args.config)) if args.config else {}
+    profiles = select_profiles(
+        args.profile,
+        ProfileOverrides(
+            duration_s=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            warmup_s=args.warmup,
+            timeout_s=args.timeout,
+        ),
+        extra,
+    )
+    for profile in profiles:
+        check_connections_fit(profile.connections)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats {args.repeats}: at least one repeat is needed")
+    target = _url_target(args)
+    if target is None:
+        stacks = select_stacks(args.stack)
+        _require_available(stacks, args.stack)
+        overrides = parse_overrides(args.set, stacks)
+        apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    else:
+        stacks, overrides = [], {}
+        apps = [target_app(target, _url_expected(args))]
+    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = (Path(args.out) if args.out else Path("serverbench-results") / stamp).absolute()
+    if (out / RESULTS_NAME).exists():
+        raise UsageError(
+            f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "
+            "or choose another --out"
+        )
+    return RunPlan(
+        stack_names=tuple(stack.name for stack in stacks),
+        apps=tuple(apps),
+        profiles=tuple(profiles),
+        repeats=args.repeats,
+        overrides=overrides,
+        split=split,
+        out_dir=out,
+        # the ceiling is a reference for serverbench's own stacks: on request only with --url
+        references=args.references if args.references is not None else target is None,
+        order_seed=random.randrange(2**31),
+        time_wait_threshold=args.time_wait_threshold,
+        url=target.url if target else None,
+        allow_remote=bool(args.allow_remote),
+    )
+
+
+def _url_expected(args: argparse.Namespace) -> ExpectedResponse:
+    # the same checks and messages as for a user's app; only the expectations are kept
+    probe_app = resolve_app(
+        "url:target",
+        UserAppOptions(
+            expect_status=args.expect_status,
+            expect_json=args.expect_json,
+            expect_regex=args.expect_regex,
+        ),
+    )
+    return probe_app.expected

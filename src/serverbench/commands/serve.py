@@ -1,0 +1,57 @@
+"""`serverbench serve`: one stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from serverbench.commands.options import add_app_options, add_stack_options, app_options
+from serverbench.errors import ServerbenchError, UsageError
+from serverbench.host_limits import plan_cpu_split
+from serverbench.lifecycle import free_port, port_in_use, running_stack
+from serverbench.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.stacks.base import StackContext, TcpEndpoint
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("serve", help="run one stack in the foreground until Ctrl-C")
+    add_stack_options(parser, many=False)
+    add_app_options(parser, many=False)
+    parser.add_argument("--port", type=int, help="port to listen on (default: a free one)")
+    parser.add_argument("--out", help="folder for configs and logs (default: a new temporary one)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stacks = select_stacks([args.stack])
+    overrides = parse_overrides(args.set, stacks)
+    app = prepare_app(args.app, app_options(args))
+    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    if args.port and port_in_use(TcpEndpoint(host="127.0.0.1", port=args.port)):
+        # before the temporary folder exists, so that a refusal leaves nothing behind
+        raise UsageError(
+            f"port {args.port} is already in use on 127.0.0.1; "
+            "stop what listens there or pick another with --port"
+        )
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
+    ctx = StackContext(
+        app=app,
+        host="127.0.0.1",
+        port=args.port or free_port(),
+        run_dir=out,
+        server_cpu_count=len(split.server_cpus),
+        overrides=overrides[stacks[0].name],
+    )
+    with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
+        print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)
+        for name, command in running.commands().items():
+            print(f"  {name}: {' '.join(command)}")
+        print(f"logs in {out}; press Ctrl-C to stop", flush=True)
+        while True:
+            gone = running.exited()
+            if gone is not None:
+                raise ServerbenchError(f"{running.name} stopped: {gone}")
+            time.sleep(0.5)
