@@ -1,10 +1,19 @@
 import dataclasses
+import json
 from pathlib import Path
 
 from serverbench.apps import BUILTIN_APPS, UserAppOptions, resolve_app
 from serverbench.host_limits import CpuSplit
 from serverbench.profiles import PROFILES
-from serverbench.runner import REFERENCE_STACK, RunPlan, not_applicable, plan_jobs, reference_app
+from serverbench.runner import (
+    REFERENCE_STACK,
+    RunPlan,
+    not_applicable,
+    plan_jobs,
+    reference_app,
+    why_no_good_response,
+)
+from serverbench.wrk import WrkMeasurement, parse
 
 
 def make_plan(**changes: object) -> RunPlan:
@@ -72,3 +81,17 @@ def test_a_stack_that_cannot_serve_the_apps_interface_is_not_planned_but_listed(
     (skipped,) = not_applicable(plan)
     assert (skipped["stack"], skipped["app"]) == ("gunicorn", "seed-fastapi")
     assert "WSGI apps only" in skipped["reason"]
+
+
+def _captured(name: str) -> WrkMeasurement:
+    return parse(json.loads((Path(__file__).parent / "data" / "wrk" / name).read_text()))
+
+
+def test_why_no_good_response_says_what_the_load_got_instead():
+    profile = PROFILES["smoke"]
+    late = why_no_good_response(_captured("all_timeouts.json"), profile)
+    assert "responses arrived, but each after wrk's 2 s timeout" in late
+    nothing = why_no_good_response(_captured("zero_requests.json"), profile)
+    assert nothing.startswith("no response at all during the measurement")
+    statuses = why_no_good_response(_captured("status_errors.json"), profile)
+    assert "with a 4xx/5xx status" in statuses

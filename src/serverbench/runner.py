@@ -511,15 +511,32 @@ class Runner:
                 f"then no answer for {RECOVERY_S:.0f} s after it ({mismatch})",
             )
         elif good == 0:
-            kind, message = (
-                "no_good_responses",
-                "no correct response during the measurement (every request failed or timed out)",
-            )
+            kind, message = "no_good_responses", why_no_good_response(measurement, profile)
         elif mismatch is not None:
             kind, message = "wrong_response", f"answered wrongly after the load: {mismatch}"
         else:
             return self._record(job, "ok", **fields)
         return self._record(job, "failed", **fields, failure=failure(running, kind, message))
+
+
+def why_no_good_response(measurement: WrkMeasurement, profile: Profile) -> str:
+    """What the load got instead of a good response, in the terms a user can act on."""
+    errors = measurement.socket_errors
+    if measurement.requests == 0:
+        return (
+            "no response at all during the measurement (socket errors: connect "
+            f"{errors.connect}, read {errors.read}, write {errors.write})"
+        )
+    if errors.timeout >= measurement.requests:
+        return (
+            f"all {measurement.requests:,} responses arrived, but each after wrk's "
+            f"{profile.timeout_s:g} s timeout, so none counts: the server could not keep up "
+            "with this load (a longer --timeout measures how late they were)"
+        )
+    return (
+        f"{measurement.requests:,} responses, none good: {measurement.non_2xx_3xx:,} with a "
+        f"4xx/5xx status and {errors.timeout:,} after the {profile.timeout_s:g} s timeout"
+    )
 
 
 FAILURE_KINDS: dict[type[ServerbenchError], str] = {
