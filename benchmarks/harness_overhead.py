@@ -5,7 +5,7 @@ would show most), alternate raw `wrk` runs and serverbench-driven runs (our Lua 
 the psutil sampler over the stack and wrk) with the same settings, and print the throughput
 ratio serverbench/raw of the medians. The goal is at least 0.98.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--rounds 5] [--duration 5] [--connections 100]
+    .venv/bin/python benchmarks/harness_overhead.py [--rounds 15] [--duration 4] [--connections 100]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from serverbench.apps import BUILTIN_APPS
 from serverbench.host_limits import plan_cpu_split, raise_nofile_limit
 from serverbench.lifecycle import free_port, running_stack
 from serverbench.monitor import Monitor
+from serverbench.runner import harness_on
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext
 from serverbench.wrk import WrkSettings
@@ -59,8 +60,8 @@ def driven_wrk(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--duration", type=float, default=4)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -80,7 +81,10 @@ def main() -> int:
             run_dir=Path(scratch) / "nginx-static",
             server_cpu_count=len(split.server_cpus),
         )
-        with running_stack(get_stack("nginx-static"), ctx, cpus=split.server_taskset()) as stack:
+        with (
+            running_stack(get_stack("nginx-static"), ctx, cpus=split.server_taskset()) as stack,
+            harness_on(split.client_cpus),  # as `serverbench run` does
+        ):
             url = stack.url + app.load_path
             for round_number in range(1, args.rounds + 1):
                 # alternate which goes first, so drift over time hits both alike

@@ -17,11 +17,13 @@ and its log tail, and the next job starts. Server processes that exit during the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +174,17 @@ def split_usage(usage: Usage) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def harness_on(cpus: Sequence[int]) -> Iterator[None]:
+    """Keep serverbench's own work (the sampler, the verifier) off the servers' CPUs."""
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
 def check_wrk_available() -> None:
     if shutil.which("wrk") is None:
         raise LoadGeneratorError(
@@ -263,6 +276,10 @@ class Runner:
     def run(self) -> Document:
         jobs = [job for job in plan_jobs(self.plan) if job.id not in self.done_ids()]
         self.save()
+        with harness_on(self.plan.split.client_cpus):
+            return self._run(jobs)
+
+    def _run(self, jobs: list[Job]) -> Document:
         try:
             with RunProgress(
                 sum(j.planned_s for j in jobs) + 4 * len(self.plan.apps), len(jobs)
