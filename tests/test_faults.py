@@ -164,7 +164,7 @@ def test_a_stack_whose_master_dies_mid_measurement_is_recorded_died(start_run):
 
 
 def test_a_stack_that_stops_answering_is_bounded_and_recorded_unresponsive(start_run):
-    run = start_run("--stack", "gunicorn,bjoern")
+    run = start_run("--stack", "gunicorn,bjoern", "--recovery-timeout", "10")
     run.wait_for_measurement("gunicorn")
     time.sleep(0.3)
     stopped_at = time.monotonic()

@@ -299,3 +299,11 @@ def test_pairs_that_cannot_run_are_listed_once(smoke: dict[str, Any]) -> None:
     text = render_markdown(document)
     assert text.count("gunicorn serves WSGI apps only") == 1
     assert "Not run, as the server cannot serve the app" in text
+
+
+def test_a_slow_recovery_after_the_load_is_reported(smoke: dict[str, Any]) -> None:
+    document = copy.deepcopy(smoke)
+    run = next(r for r in document["runs"] if r["stack"] == "gunicorn")
+    run["recovery_s"] = 17.25
+    text = render_markdown(document)
+    assert "(slow_recovery): round 1: after the load the server took 17.2 s to answer" in text

@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     previous = signal.signal(signal.SIGTERM, _terminate)
+    # a shell that starts us in the background ignores SIGINT for us; Ctrl-C must still stop
+    # everything we started
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     # configs, logs and results, ours and our children's, are for this user only
     previous_umask = os.umask(0o077)
     atexit.register(process.stop_all)
@@ -61,4 +64,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         process.stop_all()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         os.umask(previous_umask)

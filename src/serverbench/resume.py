@@ -14,7 +14,7 @@ from serverbench.external import parse_target_url, target_app
 from serverbench.host_limits import cpu_split_from_dict
 from serverbench.profiles import profile_from_dict
 from serverbench.results import Document, load, results_path
-from serverbench.runner import RunPlan
+from serverbench.runner import RECOVERY_S, RunPlan
 
 
 def resume_plan(folder: Path) -> tuple[RunPlan, Document]:
@@ -40,6 +40,7 @@ def resume_plan(folder: Path) -> tuple[RunPlan, Document]:
         references=bool(saved["references"]),
         time_wait_threshold=int(saved["time_wait_threshold"]),
         max_drain_s=float(saved["max_drain_s"]),
+        recovery_s=float(saved.get("recovery_s", RECOVERY_S)),
         order_seed=int(saved["order_seed"]),
         url=url,
         allow_remote=allow_remote,

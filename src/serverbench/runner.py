@@ -75,9 +75,10 @@ from serverbench.wrk_runner import run_wrk
 REFERENCE_STACK = "nginx-static"
 PRIMER_CONNECTIONS = 8
 STARTUP_ESTIMATE_S = 2.0
-# A server busy with the load's leftover connections may answer late; one that answers
-# nothing for this long after the measurement has stopped answering.
-RECOVERY_S = 10.0
+# A server may need a while after an overload to answer again (its accept queue full of the
+# load's dead connections, the verifier's SYNs backing off); one that answers nothing for this
+# long after the measurement has stopped answering.
+RECOVERY_S = 60.0
 TIME_WAIT_THRESHOLD = 20000
 
 
@@ -94,6 +95,7 @@ class RunPlan:
     time_wait_threshold: int = TIME_WAIT_THRESHOLD
     max_drain_s: float = 60.0
     order_seed: int = 0
+    recovery_s: float = RECOVERY_S  # how long a server may take to answer again after the load
     url: str | None = None  # the user's own server (run --url): no stacks are started
     allow_remote: bool = False
 
@@ -241,6 +243,7 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> Document:
             "order_seed": plan.order_seed,
             "time_wait_threshold": plan.time_wait_threshold,
             "max_drain_s": plan.max_drain_s,
+            "recovery_s": plan.recovery_s,
             "url": plan.url,
             "allow_remote": plan.allow_remote,
         },
@@ -414,9 +417,13 @@ class Runner:
             on_start=on_start,
         )
 
-    def _post_verify(self, running: RunningStack, app: App) -> Mismatch | None:
-        """The answer after the load, waiting up to RECOVERY_S for a server that is still busy."""
-        deadline = time.monotonic() + RECOVERY_S
+    def _post_verify(self, running: RunningStack, app: App) -> tuple[Mismatch | None, float]:
+        """The answer after the load, and how many seconds the server took to give it.
+
+        A server still busy with the load's leftovers gets up to plan.recovery_s.
+        """
+        started = time.monotonic()
+        deadline = started + self.plan.recovery_s
         while True:
             mismatch = verify(running.front, app)
             if (
@@ -425,7 +432,7 @@ class Runner:
                 or time.monotonic() >= deadline
                 or running.exited() is not None
             ):
-                return mismatch
+                return mismatch, time.monotonic() - started
             time.sleep(0.5)
 
     def _measure(self, job: Job, running: RunningStack, started_at: str) -> dict[str, Any]:
@@ -500,7 +507,7 @@ class Runner:
         ]
         starts = [pid for pid in tree_after if pid not in tree_before]
         died = running.exited()
-        mismatch = self._post_verify(running, job.app) if died is None else None
+        mismatch, recovery_s = self._post_verify(running, job.app) if died is None else (None, 0.0)
         died = running.exited()
         good = measurement.good_responses
         fields: dict[str, Any] = {
@@ -515,6 +522,9 @@ class Runner:
             },
             "usage": split_usage(usage) if usage else None,
             "post_verify": str(mismatch) if mismatch else None,
+            # seconds until the server answered the verifier after the load: a slow recovery
+            # from overload is a finding, not a failure
+            "recovery_s": round(recovery_s, 2),
             # a server process that exited while wrk ran, e.g. a killed worker its master replaced
             "process_exits": exits,
             "process_restarts": min(len(exits), len(starts)),
@@ -525,7 +535,7 @@ class Runner:
             kind, message = (
                 "unresponsive",
                 f"{job.stack} stopped answering: {good} good responses in the measurement, "
-                f"then no answer for {RECOVERY_S:.0f} s after it ({mismatch})",
+                f"then no answer for {self.plan.recovery_s:g} s after it ({mismatch})",
             )
         elif good == 0:
             kind, message = "no_good_responses", why_no_good_response(measurement, profile)

@@ -27,6 +27,7 @@ from serverbench.report import write_reports
 from serverbench.results import RESULTS_NAME
 from serverbench.resume import resume_plan
 from serverbench.runner import (
+    RECOVERY_S,
     REFERENCE_STACK,
     TIME_WAIT_THRESHOLD,
     Runner,
@@ -68,6 +69,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="before each job, wait (up to 60 s) while more than N TCP sockets are in "
         f"TIME_WAIT (default {TIME_WAIT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--recovery-timeout",
+        type=float,
+        default=RECOVERY_S,
+        metavar="S",
+        help="after each measurement, how long a server may take to answer again before it "
+        f"counts as unresponsive (default {RECOVERY_S:g}); the time it took is recorded",
     )
     parser.add_argument(
         "--references",
@@ -182,6 +191,8 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
     )
     for profile in profiles:
         check_connections_fit(profile.connections)
+    if args.recovery_timeout < 0:
+        raise UsageError(f"--recovery-timeout {args.recovery_timeout:g}: cannot be negative")
     if args.repeats < 1:
         raise UsageError(f"--repeats {args.repeats}: at least one repeat is needed")
     target = _url_target(args)
@@ -213,6 +224,7 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
         references=args.references if args.references is not None else target is None,
         order_seed=random.randrange(2**31),
         time_wait_threshold=args.time_wait_threshold,
+        recovery_s=args.recovery_timeout,
         url=target.url if target else None,
         allow_remote=bool(args.allow_remote),
     )

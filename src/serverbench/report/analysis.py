@@ -25,6 +25,7 @@ CLIENT_SATURATION = 0.90
 CPU_BOUND = 0.85
 CPU_IDLE = 0.60
 SCALING_TOLERANCE_PCT = 10.0
+SLOW_RECOVERY_S = 2.0  # a server answering the verifier later than this after the load
 TIGHT_TAIL = 3.0
 LONG_TAIL = 10.0
 REFERENCE_ROLE = "reference"
@@ -361,6 +362,17 @@ def warnings(document: Document, facts: Sequence[Facts]) -> list[SanityWarning]:
                     )
                 )
         for r in cell.ok_runs:
+            recovery_s = r.get("recovery_s") or 0.0
+            if recovery_s > SLOW_RECOVERY_S:
+                found.append(
+                    SanityWarning(
+                        kind="slow_recovery",
+                        subject=name,
+                        text=f"round {r['round']}: after the load the server took "
+                        f"{recovery_s:.1f} s to answer a new connection (its accept queue "
+                        "was still full of the load's connections)",
+                    )
+                )
             if r.get("post_verify"):
                 found.append(
                     SanityWarning(
