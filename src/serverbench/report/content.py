@@ -505,6 +505,25 @@ def conclusion(document: Document, facts: Sequence[Facts]) -> list[Block]:
                 f"p99 {format_us(f.percentile('99'))}, errors {pct(f.cell.error_rate * 100)}{why}"
             )
         blocks.append(Bullets(items=tuple(items), numbered=True))
+        unranked = [
+            f.cell
+            for f in facts
+            if f.cell.app == app
+            and f.cell.profile == profile
+            and f.cell.role == "stack"
+            and f.cell.status in ("failed", "skipped")
+        ]
+        if unranked:
+            blocks.append(
+                Paragraph(
+                    text="Not ranked, with no good measurement under "
+                    f"{profile}: "
+                    + "; ".join(
+                        f"**{c.stack}** ({status_text(c).splitlines()[0]})" for c in unranked
+                    )
+                    + "."
+                )
+            )
         caveats = []
         if len(ranked) > 1:
             a, b = ranked[0].facts.cell.requests_per_sec, ranked[1].facts.cell.requests_per_sec
