@@ -3,6 +3,8 @@ import json
 from pathlib import Path
 
 from serverbench.apps import BUILTIN_APPS, UserAppOptions, resolve_app
+from serverbench.cli import build_parser
+from serverbench.commands.run import new_run_plan
 from serverbench.host_limits import CpuSplit
 from serverbench.profiles import PROFILES
 from serverbench.runner import (
@@ -95,3 +97,20 @@ def test_why_no_good_response_says_what_the_load_got_instead():
     assert nothing.startswith("no response at all during the measurement")
     statuses = why_no_good_response(_captured("status_errors.json"), profile)
     assert "with a 4xx/5xx status" in statuses
+
+
+def _plan_from_cli(tmp_path: Path, *argv: str) -> RunPlan:
+    args = build_parser().parse_args(["run", "--out", str(tmp_path / "out"), *argv])
+    return new_run_plan(args)
+
+
+def test_the_ceiling_is_a_reference_never_one_more_stack(tmp_path: Path):
+    everything = _plan_from_cli(tmp_path, "--stack", "all", "--no-references")
+    assert REFERENCE_STACK not in everything.stack_names
+    assert everything.references  # asked for by name through "all"
+    assert len(everything.stack_names) > 3
+    named = _plan_from_cli(tmp_path, "--stack", "gunicorn,nginx-static")
+    assert named.stack_names == ("gunicorn",)
+    assert named.references
+    plain = _plan_from_cli(tmp_path, "--stack", "gunicorn", "--no-references")
+    assert not plain.references

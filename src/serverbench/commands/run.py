@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         for profile in plan.profiles:
             check_connections_fit(profile.connections)
     else:
-        plan = _new_run_plan(args)
+        plan = new_run_plan(args)
         document = new_document(plan, ["serverbench", *sys.argv[1:]])
     if plan.url is not None:
         _check_url_answers(plan)
@@ -176,7 +176,7 @@ def _require_available(stacks: Sequence[Stack], names: Sequence[str] | None) -> 
             raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
 
 
-def _new_run_plan(args: argparse.Namespace) -> RunPlan:
+def new_run_plan(args: argparse.Namespace) -> RunPlan:
     extra = load_profile_file(Path(args.config)) if args.config else {}
     profiles = select_profiles(
         args.profile,
@@ -196,10 +196,15 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
     if args.repeats < 1:
         raise UsageError(f"--repeats {args.repeats}: at least one repeat is needed")
     target = _url_target(args)
+    references = args.references if args.references is not None else target is None
     if target is None:
         stacks = select_stacks(args.stack)
         _require_available(stacks, args.stack)
         overrides = parse_overrides(args.set, stacks)
+        # the ceiling is measured once per round as the reference, never as one more stack
+        if any(stack.name == REFERENCE_STACK for stack in stacks):
+            stacks = [stack for stack in stacks if stack.name != REFERENCE_STACK]
+            references = True
         apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
     else:
         stacks, overrides = [], {}
@@ -221,7 +226,7 @@ def _new_run_plan(args: argparse.Namespace) -> RunPlan:
         split=split,
         out_dir=out,
         # the ceiling is a reference for serverbench's own stacks: on request only with --url
-        references=args.references if args.references is not None else target is None,
+        references=references,
         order_seed=random.randrange(2**31),
         time_wait_threshold=args.time_wait_threshold,
         recovery_s=args.recovery_timeout,
