@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from serverbench.aggregate import Cell, cells
 from serverbench.results import Document
+from serverbench.stats import separated
 from serverbench.summary import format_rate, format_us
 from serverbench.textable import render_table
 
@@ -39,11 +40,12 @@ class Delta:
         return ((b.median if b else 0.0) / a.median - 1) * 100
 
     @property
-    def beyond_spread(self) -> bool:
+    def beyond_spread(self) -> bool | None:
+        """None when one repeat on each side cannot tell a change from noise."""
         a, b = self.a.requests_per_sec, self.b.requests_per_sec
         if a is None or b is None:
             return a is not None  # measured before, nothing now: certainly beyond
-        return a.maximum < b.minimum or b.maximum < a.minimum
+        return separated(a, b)
 
     def latency_change_pct(self, key: str) -> float | None:
         before = self.a.latency_percentiles_us.get(key)
@@ -123,7 +125,7 @@ def render_comparison(comparison: Comparison, a_name: str, b_name: str) -> str:
                 _rate(d.a),
                 _rate(d.b),
                 _change(d.rps_change_pct),
-                "yes" if d.beyond_spread else "no",
+                {True: "yes", False: "no", None: "? (1 repeat)"}[d.beyond_spread],
                 f"{format_us(p50a)} -> {format_us(p50b)}",
                 _change(d.latency_change_pct("50")),
                 f"{format_us(p99a)} -> {format_us(p99b)}",

@@ -26,6 +26,13 @@ class Summary:
         return (self.maximum - self.minimum) / self.median * 100
 
 
+def separated(a: Summary, b: Summary) -> bool | None:
+    """Whether two min-max ranges do not overlap; None when one repeat each cannot tell."""
+    if a.count < 2 and b.count < 2:
+        return None
+    return a.maximum < b.minimum or b.maximum < a.minimum
+
+
 def summarize(values: Sequence[float]) -> Summary | None:
     if not values:
         return None

@@ -14,7 +14,7 @@ from typing import Any
 
 from serverbench.aggregate import Cell, cells, throughput_order
 from serverbench.results import Document
-from serverbench.stats import littles_law_connections
+from serverbench.stats import littles_law_connections, separated
 from serverbench.summary import format_rate, format_us
 
 ERROR_RATE_LIMIT = 0.01  # above 1 % of attempts failed: the throughput is not a capacity figure
@@ -636,11 +636,11 @@ class VariantDelta:
         return (self.variant.rps / self.base.rps - 1) * 100 if self.base.rps else 0.0
 
     @property
-    def beyond_spread(self) -> bool:
+    def beyond_spread(self) -> bool | None:
         a, b = self.base.cell.requests_per_sec, self.variant.cell.requests_per_sec
         if a is None or b is None:
             return False
-        return a.maximum < b.minimum or b.maximum < a.minimum
+        return separated(a, b)
 
     def sentence(self) -> str:
         v, b = self.variant, self.base
@@ -649,9 +649,12 @@ class VariantDelta:
             if self.kind == "topology"
             else f"{v.cell.app} vs {b.cell.app} on {v.cell.stack} ({v.cell.profile})"
         )
+        beyond = self.beyond_spread
         verdict = (
-            "beyond the run-to-run spread"
-            if self.beyond_spread
+            "one repeat each: the run-to-run spread is unknown"
+            if beyond is None
+            else "beyond the run-to-run spread"
+            if beyond
             else "within the run-to-run spread (not a clear difference)"
         )
         return (
