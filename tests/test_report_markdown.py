@@ -307,3 +307,15 @@ def test_a_slow_recovery_after_the_load_is_reported(smoke: dict[str, Any]) -> No
     run["recovery_s"] = 17.25
     text = render_markdown(document)
     assert "(slow_recovery): round 1: after the load the server took 17.2 s to answer" in text
+
+
+def test_listen_queue_overflows_are_reported_with_the_backlog(smoke: dict[str, Any]) -> None:
+    document = copy.deepcopy(smoke)
+    for run in document["runs"]:
+        if run["stack"] == "gunicorn":
+            run["kernel"] = {"listen_overflows": 1234, "listen_drops": 1234, "syncookies_sent": 0}
+    text = render_markdown(document)
+    assert (
+        "(listen_overflows): the kernel dropped 1,234 connections because the listen queue" in text
+    )
+    assert "backlog 2048" in text

@@ -8,6 +8,8 @@ Format history (SCHEMA_VERSION):
     1 - first version: environment, cpu split, host limits, plan, apps, stacks, references
         (app in-process cost, nginx-static ceiling), runs (one per stack x app x profile x
         repeat, with wrk measurement, derived throughput, resource usage, failure), events.
+        Optional run fields, absent in the earliest files: process_exits, process_restarts,
+        recovery_s, kernel (listen-queue counters over the measured window).
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain (empty while there is only version 1).

@@ -55,6 +55,7 @@ from serverbench.host_limits import (
     time_wait_count,
     wait_for_time_wait_drain,
 )
+from serverbench.kernel_counters import difference, read_counters
 from serverbench.lifecycle import RunningStack, check_usable, free_port, running_stack
 from serverbench.monitor import Monitor, Usage, usage_to_dict
 from serverbench.probe import Mismatch, verify
@@ -490,6 +491,7 @@ class Runner:
             monitors.append(monitor)
 
         tree_before = process_tree(running)
+        counters_before = read_counters()
         try:
             measurement = self._wrk(job, running, shape, "measure", on_start=watch)
         except LoadGeneratorError as error:
@@ -503,6 +505,7 @@ class Runner:
         finally:
             usage = monitors[0].stop() if monitors else None
         tree_after = process_tree(running)
+        kernel = difference(counters_before, read_counters())
         exits = [
             {"pid": pid, "process": name}
             for pid, name in tree_before.items()
@@ -528,6 +531,8 @@ class Runner:
             # seconds until the server answered the verifier after the load: a slow recovery
             # from overload is a finding, not a failure
             "recovery_s": round(recovery_s, 2),
+            # host-wide TCP counters over the window: connections the listen queue dropped
+            "kernel": kernel,
             # a server process that exited while wrk ran, e.g. a killed worker its master replaced
             "process_exits": exits,
             "process_restarts": min(len(exits), len(starts)),

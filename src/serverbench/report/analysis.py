@@ -351,6 +351,27 @@ def warnings(document: Document, facts: Sequence[Facts]) -> list[SanityWarning]:
                         f"measurement: {gone}; {r.get('process_restarts', 0)} new ones started",
                     )
                 )
+        median = cell.median_run or {}
+        overflows = (median.get("kernel") or {}).get("listen_overflows", 0)
+        if overflows:
+            backlog = next(
+                (
+                    v
+                    for k, v in (median.get("settings") or {}).items()
+                    if "backlog" in k or k == "listen"
+                ),
+                None,
+            )
+            found.append(
+                SanityWarning(
+                    kind="listen_overflows",
+                    subject=name,
+                    text=f"the kernel dropped {overflows:,} connections because the listen queue "
+                    f"was full (median repeat{f', backlog {backlog}' if backlog else ''}): the "
+                    "server did not accept as fast as wrk connected; a larger backlog (with "
+                    "net.core.somaxconn) only hides that for a while",
+                )
+            )
         for r in cell.ok_runs:
             recovery_s = r.get("recovery_s") or 0.0
             if recovery_s > SLOW_RECOVERY_S:

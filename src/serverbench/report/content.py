@@ -580,7 +580,7 @@ def methodology(document: Document, facts: Sequence[Facts]) -> list[Block]:
         "error rate above 1 %, spread between repeats above 10 %, Little's law off by more than "
         "30 %, p50 near 40 ms, wrk above 90 % of its CPUs, shared CPUs, host limits, TIME_WAIT "
         "pauses, failed repeats, server processes exiting during a measurement, slow recovery "
-        "after the load"
+        "after the load, listen-queue overflows"
     )
     if found:
         blocks.append(Paragraph(text=f"Checked: {checks}. Raised:"))
