@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 from serverbench.apps import DEFAULT_APP
-from serverbench.commands.options import add_app_options, add_stack_options, app_options
+from serverbench.commands.options import (
+    add_app_options,
+    add_stack_options,
+    app_options,
+    cpu_split,
+)
 from serverbench.errors import ServerbenchError, StackUnavailable
-from serverbench.host_limits import plan_cpu_split
 from serverbench.lifecycle import free_port, running_stack
 from serverbench.selection import parse_overrides, prepare_app, select_stacks
 from serverbench.stacks import STACKS
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     stacks = select_stacks(args.stack, default=list(STACKS))
     overrides = parse_overrides(args.set, stacks)
     apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
-    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    split = cpu_split(args)
     rows: list[list[str]] = []
     failed = 0
     with tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch:

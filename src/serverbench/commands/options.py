@@ -1,10 +1,12 @@
-"""Command-line options shared by several commands: the app and the stack selection."""
+"""Command-line options shared by several commands: the app, the stack selection, the CPU split."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from serverbench.apps import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
+from serverbench.host_limits import CpuSplit, plan_cpu_split
 
 
 def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -59,3 +61,8 @@ def app_options(args: argparse.Namespace) -> UserAppOptions:
         expect_json=args.expect_json,
         expect_regex=args.expect_regex,
     )
+
+
+def cpu_split(args: argparse.Namespace) -> CpuSplit:
+    """The --server-cpus/--client-cpus split over the CPUs this process may use."""
+    return plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)

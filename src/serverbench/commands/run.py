@@ -4,7 +4,6 @@ before anything starts, then measured, summarised and reported."""
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
@@ -12,10 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serverbench.apps import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
-from serverbench.commands.options import add_app_options, add_stack_options, app_options
+from serverbench.commands.options import (
+    add_app_options,
+    add_stack_options,
+    app_options,
+    cpu_split,
+)
 from serverbench.errors import StackUnavailable, UsageError, VerificationError
 from serverbench.external import TargetUrl, parse_target_url, target_app
-from serverbench.host_limits import check_connections_fit, plan_cpu_split
+from serverbench.host_limits import check_connections_fit
 from serverbench.probe import verify
 from serverbench.profiles import (
     DEFAULT_REPEATS,
@@ -209,7 +213,7 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
     else:
         stacks, overrides = [], {}
         apps = [target_app(target, _url_expected(args))]
-    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    split = cpu_split(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = (Path(args.out) if args.out else Path("serverbench-results") / stamp).absolute()
     if (out / RESULTS_NAME).exists():

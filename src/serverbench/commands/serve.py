@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from serverbench.commands.options import add_app_options, add_stack_options, app_options
+from serverbench.commands.options import (
+    add_app_options,
+    add_stack_options,
+    app_options,
+    cpu_split,
+)
 from serverbench.errors import ServerbenchError, UsageError
-from serverbench.host_limits import plan_cpu_split
 from serverbench.lifecycle import free_port, port_in_use, running_stack
 from serverbench.selection import parse_overrides, prepare_app, select_stacks
 from serverbench.stacks.base import StackContext, TcpEndpoint
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     stacks = select_stacks([args.stack])
     overrides = parse_overrides(args.set, stacks)
     app = prepare_app(args.app, app_options(args))
-    split = plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+    split = cpu_split(args)
     if args.port and port_in_use(TcpEndpoint(host="127.0.0.1", port=args.port)):
         # before the temporary folder exists, so that a refusal leaves nothing behind
         raise UsageError(
