@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import psutil
 import pytest
 
 LEFTOVER_GRACE_S = 3.0
+SERVERBENCH = [sys.executable, "-m", "serverbench"]
 
 
-def _alive(process: psutil.Process) -> bool:
+def alive(process: psutil.Process) -> bool:
+    """Running and not a zombie (a zombie is gone for every purpose here)."""
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
@@ -27,7 +30,8 @@ def _descendants() -> list[psutil.Process]:
     return psutil.Process(os.getpid()).children(recursive=True)
 
 
-def _mentioning(text: str) -> list[psutil.Process]:
+def processes_mentioning(text: str) -> list[psutil.Process]:
+    """Other processes whose command line contains `text` (a test's own folder, typically)."""
     found = []
     for process in psutil.process_iter(["pid", "cmdline"]):
         if process.pid == os.getpid():
@@ -40,8 +44,8 @@ def _mentioning(text: str) -> list[psutil.Process]:
 
 def _leftovers(before: set[int], tmp_path: Path) -> list[psutil.Process]:
     candidates = {p.pid: p for p in _descendants() if p.pid not in before}
-    candidates.update((p.pid, p) for p in _mentioning(str(tmp_path)))
-    return [p for p in candidates.values() if _alive(p)]
+    candidates.update((p.pid, p) for p in processes_mentioning(str(tmp_path)))
+    return [p for p in candidates.values() if alive(p)]
 
 
 def _describe(process: psutil.Process) -> str:

@@ -11,7 +11,6 @@ import resource
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 import pytest
 
 from serverbench import cli
+from tests.conftest import SERVERBENCH
 
-SERVERBENCH = [sys.executable, "-m", "serverbench"]
 QUICK_S = 5.0
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +22,10 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.conftest import SERVERBENCH, alive, processes_mentioning
+
 pytestmark = pytest.mark.integration
 
-SERVERBENCH = [sys.executable, "-m", "serverbench"]
 # TIME_WAIT sockets left by other runs on this machine must not make a test wait
 SHORT = [
     "--profile", "smoke", "--duration", "2", "--warmup", "1", "--repeats", "1",
@@ -69,24 +69,6 @@ class Run:
         raise AssertionError(f"the measurement of {stack} never began")
 
 
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def mentioning(text: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if any(text in part for part in process.info["cmdline"] or []):
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
-
-
 @pytest.fixture
 def start_run(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     runs: list[Run] = []
@@ -110,7 +92,7 @@ def start_run(tmp_path: Path) -> Iterator[Callable[..., Run]]:
             run.child.kill()
             run.child.wait()
         for process in run.seen.values():
-            if _alive(process):
+            if alive(process):
                 process.send_signal(signal.SIGCONT)
                 process.kill()
 
@@ -123,8 +105,8 @@ def finish(run: Run, timeout_s: float = 90) -> tuple[dict[str, Any], str]:
     stdout, stderr = run.child.communicate(timeout=timeout_s)
     assert run.child.returncode == 0, stderr
     time.sleep(0.2)
-    assert not [p.pid for p in run.seen.values() if _alive(p)]
-    assert not mentioning(str(run.out))
+    assert not [p.pid for p in run.seen.values() if alive(p)]
+    assert not processes_mentioning(str(run.out))
     assert list(run.tmpdir.iterdir()) == []
     document = json.loads((run.out / "results.json").read_text())
     assert document["status"] == "complete"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-SERVERBENCH = [sys.executable, "-m", "serverbench"]
+from tests.conftest import SERVERBENCH
 
 
 @pytest.mark.integration

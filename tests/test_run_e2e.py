@@ -4,16 +4,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.conftest import SERVERBENCH, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
-SERVERBENCH = [sys.executable, "-m", "serverbench"]
 # TIME_WAIT sockets of earlier tests must not make these wait: the drain has its own tests
 NO_DRAIN = ("--time-wait-threshold", "10000000")
 
@@ -22,17 +21,6 @@ def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def processes_mentioning(text: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if any(text in part for part in process.info["cmdline"] or []):
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):

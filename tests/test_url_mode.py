@@ -19,8 +19,8 @@ from serverbench.profiles import PROFILES
 from serverbench.results import load, save
 from serverbench.resume import resume_plan
 from serverbench.runner import RunPlan, new_document, plan_jobs
+from tests.conftest import SERVERBENCH
 
-SERVERBENCH = [sys.executable, "-m", "serverbench"]
 QUICK = ["--profile", "smoke", "--duration", "1", "--warmup", "0", "--repeats", "1"]
 QUICK += ["--time-wait-threshold", "10000000"]  # other runs' TIME_WAIT sockets: no waiting
 
