@@ -19,15 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serverbench.apps import BUILTIN_APPS
-from serverbench.host_limits import plan_cpu_split, raise_nofile_limit
-from serverbench.lifecycle import free_port, running_stack
-from serverbench.monitor import Monitor
-from serverbench.runner import harness_on
+from serverbench.apps.registry import BUILTIN_APPS
+from serverbench.load.wrk import WrkSettings
+from serverbench.load.wrk_process import run_wrk
+from serverbench.observe.host_limits import plan_cpu_split, raise_nofile_limit
+from serverbench.observe.sampler import Monitor
+from serverbench.run.lifecycle import running_stack, stack_context
+from serverbench.run.runner import harness_on
 from serverbench.stacks import get_stack
-from serverbench.stacks.base import StackContext
-from serverbench.wrk import WrkSettings
-from serverbench.wrk_runner import run_wrk
 
 
 def raw_wrk(settings: WrkSettings, url: str, cpus: str) -> float:
@@ -74,12 +73,11 @@ def main() -> int:
     raw: list[float] = []
     driven: list[float] = []
     with tempfile.TemporaryDirectory(prefix="serverbench-overhead-") as scratch:
-        ctx = StackContext(
-            app=app,
-            host="127.0.0.1",
-            port=free_port(),
+        ctx = stack_context(
+            app,
             run_dir=Path(scratch) / "nginx-static",
             server_cpu_count=len(split.server_cpus),
+            overrides={},
         )
         with (
             running_stack(get_stack("nginx-static"), ctx, cpus=split.server_taskset()) as stack,

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from serverbench.app_probe import inspect_app, measure_in_process_cost
-from serverbench.apps import BUILTIN_APPS, App, UserAppOptions, resolve_app
+from serverbench.apps.importer import inspect_app, measure_in_process_cost
+from serverbench.apps.registry import BUILTIN_APPS, App, UserAppOptions, resolve_app
 from serverbench.errors import AppError
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI
 from flask import Flask
 
-from serverbench.app_probe import detect_interface
-from serverbench.apps import (
+from serverbench.apps.importer import detect_interface
+from serverbench.apps.registry import (
     BUILTIN_APPS,
     SEED_MSISDN,
     App,
@@ -27,7 +27,7 @@ def test_builtin_apps_resolve_by_name() -> None:
     flask_app = resolve_app("seed-flask")
     assert flask_app is BUILTIN_APPS["seed-flask"]
     assert flask_app.interface == "wsgi"
-    assert flask_app.import_string == "serverbench.seedapps.flask_app:app"
+    assert flask_app.import_string == "serverbench.apps.builtin.flask_app:app"
     assert flask_app.load_path == f"/api/v2/{SEED_MSISDN}"
     assert flask_app.builtin
     assert flask_app.search_path is None

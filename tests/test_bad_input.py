@@ -169,7 +169,7 @@ def test_check_reports_missing_nginx(capsys):
 @pytest.mark.integration
 @pytest.mark.usefixtures("no_nginx")
 def test_without_nginx_the_ceiling_is_recorded_skipped(capsys, tmp_path: Path):
-    from serverbench.results import load
+    from serverbench.results.store import load
 
     out = tmp_path / "out"
     args = ["run", "--profile", "smoke", "--repeats", "1", "--stack", "bjoern", "--out", str(out)]

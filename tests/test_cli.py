@@ -13,8 +13,9 @@ from typing import Any
 import psutil
 import pytest
 
-from serverbench import cli, process
+from serverbench import cli
 from serverbench.commands import check, serve
+from serverbench.run import process
 from serverbench.stacks import SEED_STACKS
 
 APP_RAISING_ON_IMPORT = "raise RuntimeError('cannot reach the database')\n"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from serverbench.cli import main
-from serverbench.compare import compare, render_comparison
 from serverbench.errors import ResultsError
-from serverbench.results import load
+from serverbench.report.compare import compare, render_comparison
+from serverbench.results.store import load
 
 DATA = Path(__file__).parent / "data" / "results"
 SLOW = ("bjoern", "seed-flask", "tiny-high")

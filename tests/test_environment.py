@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from serverbench.environment import (
+from serverbench.errors import ResultsError
+from serverbench.observe.environment import (
     Environment,
     collect_environment,
     cpu_governor,
@@ -17,7 +18,6 @@ from serverbench.environment import (
     parse_wrk_version,
     wrk_version,
 )
-from serverbench.errors import ResultsError
 
 SAMPLE = Environment(
     hostname="bench1",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from serverbench.errors import ResultsError, UsageError
-from serverbench.host_limits import (
+from serverbench.observe.host_limits import (
     TCP_ESTABLISHED,
     TCP_TIME_WAIT,
     CpuSplit,

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
-from serverbench import process
-from serverbench.app_probe import inspect_app
-from serverbench.apps import BUILTIN_APPS, App, UserAppOptions, resolve_app
-from serverbench.lifecycle import free_port, running_stack
-from serverbench.probe import accepts_connection, verify, wait_until
+from serverbench.apps.importer import inspect_app
+from serverbench.apps.registry import BUILTIN_APPS, App, UserAppOptions, resolve_app
+from serverbench.run import process
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import running_stack
+from serverbench.run.verify import accepts_connection, verify, wait_until
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext
 
@@ -47,8 +48,9 @@ def start_verify_stop(
     ctx = StackContext(
         app=app,
         host="127.0.0.1",
-        port=free_port(),
+        port=LOCAL.free_port(),
         run_dir=tmp_path / "run",
+        ports=LOCAL.free_port,
         server_cpu_count=1,
         overrides=overrides or {},
     )

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from serverbench.kernel_counters import difference, parse_netstat, read_counters
+from serverbench.observe.kernel_counters import difference, parse_netstat, read_counters
 
 NETSTAT = """\
 TcpExt: SyncookiesSent SyncookiesRecv ListenOverflows ListenDrops TCPTimeouts

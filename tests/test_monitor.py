@@ -14,7 +14,13 @@ import psutil
 import pytest
 
 from serverbench.errors import ResultsError
-from serverbench.monitor import ComponentUsage, Monitor, Usage, usage_from_dict, usage_to_dict
+from serverbench.observe.sampler import (
+    ComponentUsage,
+    Monitor,
+    Usage,
+    usage_from_dict,
+    usage_to_dict,
+)
 
 # A parent that forks one grandchild; both burn CPU for `BURN_S` then idle until killed.
 BURN_TREE = """

@@ -10,18 +10,19 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serverbench import process
-from serverbench.apps import BUILTIN_APPS, App
-from serverbench.lifecycle import free_port, running_stack
-from serverbench.probe import accepts_connection, verify
+from serverbench.apps.registry import BUILTIN_APPS, App
+from serverbench.run import process
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import running_stack
+from serverbench.run.verify import accepts_connection, verify
 from serverbench.stacks import STACKS, get_stack
 from serverbench.stacks.base import WSGI_AS_ASGI, Component, LaunchPlan, StackContext
 
 PY = "/opt/venv/bin/python"
 FLASK = BUILTIN_APPS["seed-flask"]
 FASTAPI = BUILTIN_APPS["seed-fastapi"]
-FLASK_TARGET = "serverbench.seedapps.flask_app:app"
-FASTAPI_TARGET = "serverbench.seedapps.fastapi_app:app"
+FLASK_TARGET = "serverbench.apps.builtin.flask_app:app"
+FASTAPI_TARGET = "serverbench.apps.builtin.fastapi_app:app"
 SERVER_CPU = str(min(os.sched_getaffinity(0)))
 
 NEW_STACKS = (
@@ -52,6 +53,7 @@ def context(
         host="127.0.0.1",
         port=8123,
         run_dir=Path("/tmp/sb-more"),
+        ports=LOCAL.free_port,
         server_cpu_count=cpus,
         overrides=overrides or {},
         python=PY,
@@ -287,8 +289,9 @@ def test_stack_serves_and_stops_clean(tmp_path: Path, name: str, app: App) -> No
     ctx = StackContext(
         app=app,
         host="127.0.0.1",
-        port=free_port(),
+        port=LOCAL.free_port(),
         run_dir=tmp_path / "run",
+        ports=LOCAL.free_port,
         server_cpu_count=1,
     )
     with running_stack(stack, ctx, cpus=SERVER_CPU, ready_timeout_s=20) as running:

@@ -22,12 +22,20 @@ from typing import ClassVar
 import psutil
 import pytest
 
-from serverbench import process
-from serverbench.apps import BUILTIN_APPS, SEED_MSISDN, App, Interface, UserAppOptions, resolve_app
+from serverbench.apps.registry import (
+    BUILTIN_APPS,
+    SEED_MSISDN,
+    App,
+    Interface,
+    UserAppOptions,
+    resolve_app,
+)
 from serverbench.errors import StackStartError, StackUnavailable, UsageError, VerificationError
-from serverbench.lifecycle import check_usable, free_port, port_in_use, running_stack
-from serverbench.probe import accepts_connection, verify
-from serverbench.process import ManagedProcess, log_tail, owned, stop_all
+from serverbench.run import process
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import check_usable, running_stack
+from serverbench.run.process import ManagedProcess, log_tail, owned, stop_all
+from serverbench.run.verify import accepts_connection, verify
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import (
     Component,
@@ -310,8 +318,9 @@ def ctx_for(tmp_path: Path, app: App = FLASK, port: int | None = None) -> StackC
     return StackContext(
         app=app,
         host="127.0.0.1",
-        port=port or free_port(),
+        port=port or LOCAL.free_port(),
         run_dir=tmp_path / "run",
+        ports=LOCAL.free_port,
         server_cpu_count=1,
     )
 
@@ -396,7 +405,7 @@ def test_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         ctx = ctx_for(tmp_path, port=port)
-        assert port_in_use(ctx.front)
+        assert LOCAL.port_in_use(ctx.port)
         with (
             pytest.raises(UsageError, match=f"port {port} is already in use on 127.0.0.1; stop"),
             running_stack(server_stack(tmp_path, "ok"), ctx),
@@ -404,7 +413,7 @@ def test_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
             pytest.fail("the stack should not have started")
     assert not process.LIVE
     assert not (tmp_path / "run").exists()
-    assert not port_in_use(TcpEndpoint(host="127.0.0.1", port=port))
+    assert not LOCAL.port_in_use(port)
 
 
 def test_a_stack_refuses_an_app_of_another_interface(tmp_path: Path) -> None:
@@ -507,7 +516,7 @@ def test_verify_with_a_regex(answering: tuple[TcpEndpoint, dict[str, object]]) -
 
 
 def test_verify_with_nothing_listening() -> None:
-    mismatch = verify(TcpEndpoint(host="127.0.0.1", port=free_port()), FLASK, timeout_s=1)
+    mismatch = verify(TcpEndpoint(host="127.0.0.1", port=LOCAL.free_port()), FLASK, timeout_s=1)
     assert mismatch is not None
     assert mismatch.expected == "an HTTP response"
     assert "ConnectionRefusedError" in mismatch.got

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from serverbench.errors import UsageError
-from serverbench.profiles import (
+from serverbench.plan.profiles import (
     PROFILES,
     ProfileOverrides,
     load_profile_file,

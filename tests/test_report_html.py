@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from serverbench.aggregate import cells
+from serverbench.report.console import format_rate
 from serverbench.report.html import LABEL_W, PLOT_W, bar_label, render_html
-from serverbench.summary import format_rate
+from serverbench.results.aggregate import cells
 
 DATA = Path(__file__).parent / "data" / "results"
 SVG = "{http://www.w3.org/2000/svg}"

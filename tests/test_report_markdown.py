@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from serverbench.aggregate import cells
 from serverbench.cli import main
 from serverbench.report import write_reports
 from serverbench.report.analysis import all_facts, analyse_stack, warnings
+from serverbench.report.console import format_rate, format_us
 from serverbench.report.content import wrk_binary, wrk_metric, wrk_text, wrk_time_s, wrk_time_us
 from serverbench.report.markdown import render_markdown
-from serverbench.summary import format_rate, format_us
+from serverbench.results.aggregate import cells
+from serverbench.results.store import load as load_results
 
 DATA = Path(__file__).parent / "data" / "results"
 GOLDEN_INPUT = DATA / "two-profiles-failed.json"
@@ -41,8 +42,8 @@ SECTIONS = (
 
 
 def load(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((DATA / name).read_text())
-    return document
+    """Through the results store, as `serverbench report` reads it: old schemas migrate."""
+    return load_results(DATA / name)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from serverbench.errors import ResultsError
-from serverbench.results import SCHEMA_VERSION, load, save
+from serverbench.results.store import SCHEMA_VERSION, load, save
 
 
 def test_save_then_load_round_trip_and_owner_only(tmp_path: Path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from serverbench.results.store import SCHEMA_VERSION
 from tests.conftest import SERVERBENCH, processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     document = json.loads((out / "results.json").read_text())
     assert document["status"] == "complete"
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == SCHEMA_VERSION
     environment = document["environment"]
     assert environment["wrk_version"]
     assert environment["cpu_count"] >= 1

@@ -2,12 +2,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from serverbench.apps import BUILTIN_APPS, UserAppOptions, resolve_app
+from serverbench.apps.registry import BUILTIN_APPS, UserAppOptions, resolve_app
 from serverbench.cli import build_parser
 from serverbench.commands.run import new_run_plan
-from serverbench.host_limits import CpuSplit
-from serverbench.profiles import PROFILES
-from serverbench.runner import (
+from serverbench.load.wrk import WrkMeasurement, parse
+from serverbench.observe.host_limits import CpuSplit
+from serverbench.plan.profiles import PROFILES
+from serverbench.run.runner import (
     REFERENCE_STACK,
     RunPlan,
     not_applicable,
@@ -15,7 +16,6 @@ from serverbench.runner import (
     reference_app,
     why_no_good_response,
 )
-from serverbench.wrk import WrkMeasurement, parse
 
 
 def make_plan(**changes: object) -> RunPlan:

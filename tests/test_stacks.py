@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from serverbench.apps import BUILTIN_APPS, App, UserAppOptions, resolve_app
+from serverbench.apps.registry import BUILTIN_APPS, App, UserAppOptions, resolve_app
 from serverbench.errors import UsageError
-from serverbench.selection import parse_overrides, select_stacks
+from serverbench.plan.selection import parse_overrides, select_stacks
+from serverbench.run.host import LOCAL
 from serverbench.stacks import SEED_STACKS, STACKS, get_stack
 from serverbench.stacks.base import (
     WSGI_AS_ASGI,
@@ -39,6 +40,7 @@ def context(
         host="127.0.0.1",
         port=port,
         run_dir=Path("/tmp/serverbench-test-run"),
+        ports=LOCAL.free_port,
         server_cpu_count=cpus,
         overrides=overrides or {},
         python=PY,
@@ -76,7 +78,7 @@ def test_gunicorn_plan_with_seed_flask() -> None:
         "warning",
         "--threads",
         "1",
-        "serverbench.seedapps.flask_app:app",
+        "serverbench.apps.builtin.flask_app:app",
     )
     assert component.name == "gunicorn"
     assert component.ready == (FRONT,)
@@ -118,7 +120,7 @@ def test_uvicorn_plan_with_seed_flask_goes_through_a2wsgi() -> None:
     assert component.argv[-1] == WSGI_AS_ASGI
     assert dict(component.env) == {
         "PYTHONUNBUFFERED": "1",
-        "SERVERBENCH_WSGI_APP": "serverbench.seedapps.flask_app:app",
+        "SERVERBENCH_WSGI_APP": "serverbench.apps.builtin.flask_app:app",
     }
     assert plan.notes == (
         f"WSGI app served through a2wsgi.WSGIMiddleware (a2wsgi {metadata.version('a2wsgi')})",
@@ -156,7 +158,7 @@ def test_uvicorn_plan_with_seed_fastapi_loads_the_app_directly() -> None:
         "--no-access-log",
         "--log-level",
         "warning",
-        "serverbench.seedapps.fastapi_app:app",
+        "serverbench.apps.builtin.fastapi_app:app",
     )
     assert dict(component.env) == {"PYTHONUNBUFFERED": "1"}
     assert plan.notes == ()
@@ -169,7 +171,7 @@ def test_bjoern_plan_with_seed_flask() -> None:
         PY,
         "-m",
         "serverbench.shims.bjoern_serve",
-        "serverbench.seedapps.flask_app:app",
+        "serverbench.apps.builtin.flask_app:app",
         "127.0.0.1",
         "8123",
         "--processes",

@@ -1,6 +1,12 @@
 import pytest
 
-from serverbench.stats import Summary, littles_law_connections, median_index, separated, summarize
+from serverbench.results.stats import (
+    Summary,
+    littles_law_connections,
+    median_index,
+    separated,
+    summarize,
+)
 
 
 def test_summary_of_an_odd_count():

@@ -11,11 +11,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serverbench import process
-from serverbench.apps import BUILTIN_APPS
+from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.errors import UsageError
-from serverbench.lifecycle import free_port, running_stack
-from serverbench.probe import accepts_connection, verify
+from serverbench.run import process
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import running_stack
+from serverbench.run.verify import accepts_connection, verify
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext, TcpEndpoint, UnixEndpoint
 
@@ -70,7 +71,7 @@ def test_nginx_gunicorn_plan() -> None:
         "warning",
         "--threads",
         "1",
-        "serverbench.seedapps.flask_app:app",
+        "serverbench.apps.builtin.flask_app:app",
     )
     assert gunicorn.ready == (sock,)
     assert nginx.name == "nginx"
@@ -125,7 +126,7 @@ def test_nginx_bjoern_plan_takes_one_port_per_instance_from_the_context() -> Non
         assert f"[program:bjoern_{index:02d}]" in supervisor_conf
         assert (
             f"command={PY} -m serverbench.shims.bjoern_serve "
-            f"serverbench.seedapps.flask_app:app 127.0.0.1 {port} --processes 1 --backlog 1024"
+            f"serverbench.apps.builtin.flask_app:app 127.0.0.1 {port} --processes 1 --backlog 1024"
         ) in supervisor_conf
     assert "[program:bjoern_02]" not in supervisor_conf
     nginx_conf = nginx.files[0].content
@@ -164,8 +165,9 @@ def real_context(tmp_path: Path, overrides: Mapping[str, str] | None = None) -> 
     return StackContext(
         app=FLASK,
         host="127.0.0.1",
-        port=free_port(),
+        port=LOCAL.free_port(),
         run_dir=tmp_path / "run",
+        ports=LOCAL.free_port,
         server_cpu_count=1,
         overrides=overrides or {},
     )

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from serverbench.apps import ExpectedResponse
+from serverbench.apps.registry import ExpectedResponse
 from serverbench.errors import UsageError
-from serverbench.external import is_loopback_host, parse_target_url, target_app
-from serverbench.host_limits import plan_cpu_split
-from serverbench.profiles import PROFILES
-from serverbench.results import load, save
-from serverbench.resume import resume_plan
-from serverbench.runner import RunPlan, new_document, plan_jobs
+from serverbench.observe.host_limits import plan_cpu_split
+from serverbench.plan.profiles import PROFILES
+from serverbench.plan.resume import resume_plan
+from serverbench.results.store import load, save
+from serverbench.run.host import LOCAL
+from serverbench.run.runner import RunPlan, new_document, plan_jobs
+from serverbench.run.url_target import is_loopback_host, parse_target_url, target_app
 from tests.conftest import SERVERBENCH
 
 QUICK = ["--profile", "smoke", "--duration", "1", "--warmup", "0", "--repeats", "1"]
@@ -145,9 +146,8 @@ def test_refused_urls_and_combinations(tmp_path: Path, args: list[str], message:
 
 
 def test_a_url_with_nothing_listening_is_a_one_line_error(tmp_path: Path):
-    from serverbench.lifecycle import free_port
 
-    done = run_cli("run", "--url", f"http://127.0.0.1:{free_port()}/", "--out", str(tmp_path))
+    done = run_cli("run", "--url", f"http://127.0.0.1:{LOCAL.free_port()}/", "--out", str(tmp_path))
     assert done.returncode == 1
     assert "start your server" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

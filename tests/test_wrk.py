@@ -18,7 +18,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from serverbench.errors import LoadGeneratorError, ResultsError, UsageError
-from serverbench.wrk import (
+from serverbench.load.wrk import (
     PERCENTILE_KEYS,
     WrkMeasurement,
     WrkSettings,

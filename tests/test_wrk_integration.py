@@ -18,7 +18,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from serverbench.errors import LoadGeneratorError
-from serverbench.wrk import (
+from serverbench.load.wrk import (
     WrkSettings,
     build_argv,
     lua_script_path,
@@ -26,7 +26,7 @@ from serverbench.wrk import (
     percentiles_from_hdr,
     script_env,
 )
-from serverbench.wrk_runner import run_wrk
+from serverbench.load.wrk_process import run_wrk
 
 NGINX = "/usr/sbin/nginx"
 NGINX_CONF = """\

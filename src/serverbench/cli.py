@@ -17,10 +17,11 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from serverbench import __version__, process
+from serverbench import __version__
 from serverbench.commands import COMMANDS
 from serverbench.errors import ServerbenchError, UsageError
-from serverbench.host_limits import raise_nofile_limit
+from serverbench.observe.host_limits import raise_nofile_limit
+from serverbench.run import process
 
 Handler = Callable[[argparse.Namespace], int]
 

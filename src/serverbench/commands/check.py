@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serverbench.apps import DEFAULT_APP
+from serverbench.apps.registry import DEFAULT_APP
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
@@ -15,11 +15,10 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.errors import ServerbenchError, StackUnavailable
-from serverbench.lifecycle import free_port, running_stack
-from serverbench.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.report.textable import render_table
+from serverbench.run.lifecycle import running_stack, stack_context
 from serverbench.stacks import STACKS
-from serverbench.stacks.base import StackContext
-from serverbench.textable import render_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,10 +38,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch:
         for app in apps:
             for stack in stacks:
-                ctx = StackContext(
-                    app=app,
-                    host="127.0.0.1",
-                    port=free_port(),
+                ctx = stack_context(
+                    app,
                     run_dir=Path(scratch) / f"{stack.name}-{app.name.replace(':', '_')}",
                     server_cpu_count=len(split.server_cpus),
                     overrides=overrides[stack.name],

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from serverbench.compare import compare, render_comparison
-from serverbench.results import load, results_path
+from serverbench.report.compare import compare, render_comparison
+from serverbench.results.store import load, results_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

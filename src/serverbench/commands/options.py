@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from serverbench.apps import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
-from serverbench.host_limits import CpuSplit, plan_cpu_split
+from serverbench.apps.registry import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
+from serverbench.observe.host_limits import CpuSplit, plan_cpu_split
 
 
 def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from serverbench.report import FORMATS, write_report
-from serverbench.results import load, results_path
+from serverbench.results.store import load, results_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

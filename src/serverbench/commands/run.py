@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from serverbench.apps import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
+from serverbench.apps.registry import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
@@ -18,19 +18,19 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.errors import StackUnavailable, UsageError, VerificationError
-from serverbench.external import TargetUrl, parse_target_url, target_app
-from serverbench.host_limits import check_connections_fit
-from serverbench.probe import verify
-from serverbench.profiles import (
+from serverbench.observe.host_limits import check_connections_fit
+from serverbench.plan.profiles import (
     DEFAULT_REPEATS,
     ProfileOverrides,
     load_profile_file,
     select_profiles,
 )
+from serverbench.plan.resume import resume_plan
+from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
 from serverbench.report import write_reports
-from serverbench.results import RESULTS_NAME
-from serverbench.resume import resume_plan
-from serverbench.runner import (
+from serverbench.report.console import fault_lines, summary_table
+from serverbench.results.store import RESULTS_NAME
+from serverbench.run.runner import (
     RECOVERY_S,
     REFERENCE_STACK,
     TIME_WAIT_THRESHOLD,
@@ -39,9 +39,9 @@ from serverbench.runner import (
     check_wrk_available,
     new_document,
 )
-from serverbench.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.run.url_target import TargetUrl, parse_target_url, target_app
+from serverbench.run.verify import verify
 from serverbench.stacks.base import Stack
-from serverbench.summary import fault_lines, summary_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

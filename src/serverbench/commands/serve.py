@@ -14,9 +14,9 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.errors import ServerbenchError, UsageError
-from serverbench.lifecycle import free_port, port_in_use, running_stack
-from serverbench.selection import parse_overrides, prepare_app, select_stacks
-from serverbench.stacks.base import StackContext, TcpEndpoint
+from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import running_stack, stack_context
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,17 +33,16 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set, stacks)
     app = prepare_app(args.app, app_options(args))
     split = cpu_split(args)
-    if args.port and port_in_use(TcpEndpoint(host="127.0.0.1", port=args.port)):
+    if args.port and LOCAL.port_in_use(args.port):
         # before the temporary folder exists, so that a refusal leaves nothing behind
         raise UsageError(
             f"port {args.port} is already in use on 127.0.0.1; "
             "stop what listens there or pick another with --port"
         )
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
-    ctx = StackContext(
-        app=app,
-        host="127.0.0.1",
-        port=args.port or free_port(),
+    ctx = stack_context(
+        app,
+        port=args.port,
         run_dir=out,
         server_cpu_count=len(split.server_cpus),
         overrides=overrides[stacks[0].name],

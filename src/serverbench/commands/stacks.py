@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from serverbench.report.textable import render_table
 from serverbench.stacks import all_stacks
 from serverbench.stacks.base import package_versions
-from serverbench.textable import render_table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

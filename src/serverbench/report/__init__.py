@@ -11,7 +11,7 @@ from pathlib import Path
 from serverbench.errors import UsageError
 from serverbench.report.html import render_html
 from serverbench.report.markdown import render_markdown
-from serverbench.results import Document
+from serverbench.results.store import Document
 
 FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
 

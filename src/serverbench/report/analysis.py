@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from serverbench.aggregate import Cell, cells, throughput_order
-from serverbench.results import Document
-from serverbench.stats import littles_law_connections, separated
-from serverbench.summary import format_rate, format_us
+from serverbench.report.console import format_rate, format_us
+from serverbench.results.aggregate import Cell, cells, throughput_order
+from serverbench.results.stats import littles_law_connections, separated
+from serverbench.results.store import Document
 
 ERROR_RATE_LIMIT = 0.01  # above 1 % of attempts failed: the throughput is not a capacity figure
 SPREAD_LIMIT_PCT = 10.0

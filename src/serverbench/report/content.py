@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from serverbench.aggregate import Cell, throughput_order
-from serverbench.apps import BUILTIN_APPS
+from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.report.analysis import (
     Facts,
     all_facts,
@@ -28,8 +27,9 @@ from serverbench.report.analysis import (
     variant_deltas,
     warnings,
 )
-from serverbench.results import Document
-from serverbench.summary import format_rate, format_us
+from serverbench.report.console import format_rate, format_us
+from serverbench.results.aggregate import Cell, throughput_order
+from serverbench.results.store import Document
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 
-from serverbench.aggregate import Cell, throughput_order
+from serverbench.report.console import format_rate, format_us
 from serverbench.report.content import (
     Block,
     Bullets,
@@ -25,8 +25,8 @@ from serverbench.report.content import (
     Table,
     build,
 )
-from serverbench.results import Document
-from serverbench.summary import format_rate, format_us
+from serverbench.results.aggregate import Cell, throughput_order
+from serverbench.results.store import Document
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 REFERENCE_COLOUR = "#8a8a8a"

@@ -14,7 +14,7 @@ from serverbench.report.content import (
     Table,
     build,
 )
-from serverbench.results import Document
+from serverbench.results.store import Document
 
 
 def _cell(text: str) -> str:

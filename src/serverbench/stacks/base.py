@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from serverbench.apps import App, Interface
+from serverbench.apps.registry import App, Interface
 from serverbench.errors import UsageError
 
 SettingValue = int | str | bool
@@ -72,13 +72,6 @@ class LaunchPlan:
     notes: tuple[str, ...] = ()  # facts a reader needs, e.g. the WSGI-to-ASGI adapter used
 
 
-def any_free_port() -> int:
-    # imported here: lifecycle imports this module
-    from serverbench.lifecycle import free_port
-
-    return free_port()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StackContext:
     app: App
@@ -86,9 +79,9 @@ class StackContext:
     port: int
     run_dir: Path  # this stack's own folder: configs, sockets, logs
     server_cpu_count: int  # CPUs the stack may use: worker defaults follow it
+    ports: Callable[[], int]  # more ports for a topology's internal backends
     overrides: Mapping[str, str] = field(default_factory=dict)
     python: str = sys.executable
-    ports: Callable[[], int] = any_free_port  # more ports for a topology's internal backends
 
     @property
     def front(self) -> TcpEndpoint:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from serverbench.apps import Interface
+from serverbench.apps.registry import Interface
 from serverbench.stacks.base import (
     Component,
     LaunchPlan,

@@ -10,7 +10,7 @@ import importlib.util
 from collections.abc import Mapping
 from typing import ClassVar
 
-from serverbench.apps import Interface
+from serverbench.apps.registry import Interface
 from serverbench.stacks.base import (
     Component,
     LaunchPlan,

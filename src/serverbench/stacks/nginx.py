@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from serverbench.apps import Interface
+from serverbench.apps.registry import Interface
 from serverbench.stacks.base import (
     Component,
     Endpoint,

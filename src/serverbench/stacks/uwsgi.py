@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
-from serverbench.apps import Interface
+from serverbench.apps.registry import Interface
 from serverbench.stacks.base import (
     Component,
     LaunchPlan,

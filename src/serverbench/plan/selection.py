@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from serverbench.app_probe import inspect_app
-from serverbench.apps import DEFAULT_APP, App, UserAppOptions, resolve_app
+from serverbench.apps.importer import inspect_app
+from serverbench.apps.registry import DEFAULT_APP, App, UserAppOptions, resolve_app
 from serverbench.errors import UsageError
 from serverbench.stacks import SEED_STACKS, STACKS, get_stack
 from serverbench.stacks.base import Stack

@@ -40,7 +40,7 @@ from types import TracebackType
 import psutil
 
 from serverbench.errors import ResultsError
-from serverbench.host_limits import PROC_NET_TCP_FILES, TCP_ESTABLISHED
+from serverbench.observe.host_limits import PROC_NET_TCP_FILES, TCP_ESTABLISHED
 
 # Identity of a process that survives pid reuse: (pid, start time in clock ticks since boot).
 ProcKey = tuple[int, int]

@@ -15,9 +15,9 @@ import ipaddress
 import urllib.parse
 from dataclasses import dataclass
 
-from serverbench.apps import App, ExpectedResponse
+from serverbench.apps.registry import App, ExpectedResponse
 from serverbench.errors import UsageError
-from serverbench.lifecycle import RunningStack
+from serverbench.run.lifecycle import RunningStack
 from serverbench.stacks.base import LaunchPlan, TcpEndpoint
 
 EXTERNAL_STACK = "url"  # the stack name an external target's runs are recorded under

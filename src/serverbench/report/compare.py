@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from serverbench.aggregate import Cell, cells
-from serverbench.results import Document
-from serverbench.stats import separated
-from serverbench.summary import format_rate, format_us
-from serverbench.textable import render_table
+from serverbench.report.console import format_rate, format_us
+from serverbench.report.textable import render_table
+from serverbench.results.aggregate import Cell, cells
+from serverbench.results.stats import separated
+from serverbench.results.store import Document
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from serverbench.apps import SEED_MSISDN, App
+from serverbench.apps.registry import SEED_MSISDN, App
 from serverbench.stacks.base import Endpoint, TcpEndpoint, UnixEndpoint
 
 

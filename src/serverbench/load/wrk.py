@@ -1,6 +1,6 @@
 """wrk as a measuring instrument: its settings, its command line, and what one run measured.
 
-Pure: nothing here spawns a process (`serverbench.wrk_runner` does). The packaged Lua script
+Pure: nothing here spawns a process (`serverbench.load.wrk_process` does). The packaged Lua script
 `wrk_json.lua` writes one JSON document at the end of a run; `parse()` turns that document into a
 `WrkMeasurement`, including the latency histogram as a base64 HdrHistogram that merges exactly
 across repeats (`merge_histograms`).
@@ -197,7 +197,7 @@ def _validate(settings: WrkSettings) -> None:
 
 def lua_script_path() -> Path:
     """The packaged wrk_json.lua."""
-    return Path(str(resources.files("serverbench").joinpath("wrk_json.lua")))
+    return Path(str(resources.files("serverbench.load").joinpath("wrk_json.lua")))
 
 
 def script_env(out_path: Path, *, exact_budget: float | None = None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """What an app is once imported: its interface, and its own cost per request in-process.
 
-The parent side runs `python -m serverbench.app_probe` in a child process, so that a user's
+The parent side runs `python -m serverbench.apps.importer` in a child process, so that a user's
 app is imported with the same interpreter and PYTHONPATH as the servers will use, and so that
 whatever it does at import time stays out of serverbench. The in-process cost (calling the
 app directly in a loop, no server, no socket) is the most any server on one core could reach
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from serverbench.apps import App, Interface
+from serverbench.apps.registry import App, Interface
 from serverbench.errors import AppError
 
 _PROBE_TIMEOUT_S = 60.0
@@ -56,7 +56,7 @@ def probe_env(app: App) -> dict[str, str]:
 
 
 def _run_probe(app: App, *args: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "serverbench.app_probe", *args]
+    command = [sys.executable, "-m", "serverbench.apps.importer", *args]
     try:
         done = subprocess.run(
             command,

@@ -57,7 +57,7 @@ class App:
         if not self.builtin:
             return None
         module = self.import_string.partition(":")[0]
-        return Path(__file__).parent / (
+        return Path(__file__).parent.parent / (
             module.removeprefix("serverbench.").replace(".", "/") + ".py"
         )
 
@@ -77,7 +77,7 @@ _SEED_EXPECTED = ExpectedResponse(status=200, json_body=SEED_BODY, json_content_
 BUILTIN_APPS: dict[str, App] = {
     "seed-flask": App(
         name="seed-flask",
-        import_string="serverbench.seedapps.flask_app:app",
+        import_string="serverbench.apps.builtin.flask_app:app",
         interface="wsgi",
         path_template=SEED_PATH,
         expected=_SEED_EXPECTED,
@@ -85,7 +85,7 @@ BUILTIN_APPS: dict[str, App] = {
     ),
     "seed-fastapi": App(
         name="seed-fastapi",
-        import_string="serverbench.seedapps.fastapi_app:app",
+        import_string="serverbench.apps.builtin.fastapi_app:app",
         interface="asgi",
         path_template=SEED_PATH,
         expected=_SEED_EXPECTED,

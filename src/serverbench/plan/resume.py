@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serverbench.apps import app_from_dict
+from serverbench.apps.registry import app_from_dict
 from serverbench.errors import ResultsError
-from serverbench.external import parse_target_url, target_app
-from serverbench.host_limits import cpu_split_from_dict
-from serverbench.profiles import profile_from_dict
-from serverbench.results import Document, load, results_path
-from serverbench.runner import RECOVERY_S, RunPlan
+from serverbench.observe.host_limits import cpu_split_from_dict
+from serverbench.plan.profiles import profile_from_dict
+from serverbench.results.store import Document, load, results_path
+from serverbench.run.runner import RECOVERY_S, RunPlan
+from serverbench.run.url_target import parse_target_url, target_app
 
 
 def resume_plan(folder: Path) -> tuple[RunPlan, Document]:

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from serverbench import __version__
-from serverbench.app_probe import measure_in_process_cost
-from serverbench.apps import BUILTIN_APPS, App, app_to_dict
-from serverbench.environment import collect_environment, environment_to_dict
+from serverbench.apps.importer import measure_in_process_cost
+from serverbench.apps.registry import BUILTIN_APPS, App, app_to_dict
 from serverbench.errors import (
     AppError,
     LoadGeneratorError,
@@ -41,37 +40,38 @@ from serverbench.errors import (
     StackUnavailable,
     VerificationError,
 )
-from serverbench.external import (
-    EXTERNAL_NOTE,
-    EXTERNAL_ROLE,
-    EXTERNAL_STACK,
-    parse_target_url,
-    target_stack,
-)
-from serverbench.host_limits import (
-    CpuSplit,
-    backlog_warnings,
-    cpu_split_to_dict,
-    time_wait_count,
-    wait_for_time_wait_drain,
-)
-from serverbench.kernel_counters import difference, read_counters
-from serverbench.lifecycle import RunningStack, check_usable, free_port, running_stack
-from serverbench.monitor import Monitor, Usage, usage_to_dict
-from serverbench.probe import Mismatch, verify
-from serverbench.profiles import Profile, profile_to_dict
-from serverbench.progress import RunProgress
-from serverbench.results import RESULTS_NAME, Document, save
-from serverbench.stacks import get_stack
-from serverbench.stacks.base import StackContext, package_versions
-from serverbench.wrk import (
+from serverbench.load.wrk import (
     WrkMeasurement,
     WrkSettings,
     build_argv,
     lua_script_path,
     measurement_to_dict,
 )
-from serverbench.wrk_runner import run_wrk
+from serverbench.load.wrk_process import run_wrk
+from serverbench.observe.environment import collect_environment, environment_to_dict
+from serverbench.observe.host_limits import (
+    CpuSplit,
+    backlog_warnings,
+    cpu_split_to_dict,
+    time_wait_count,
+    wait_for_time_wait_drain,
+)
+from serverbench.observe.kernel_counters import difference, read_counters
+from serverbench.observe.sampler import Monitor, Usage, usage_to_dict
+from serverbench.plan.profiles import Profile, profile_to_dict
+from serverbench.results.store import RESULTS_NAME, SCHEMA_VERSION, Document, save
+from serverbench.run.lifecycle import RunningStack, check_usable, running_stack, stack_context
+from serverbench.run.progress import RunProgress
+from serverbench.run.url_target import (
+    EXTERNAL_NOTE,
+    EXTERNAL_ROLE,
+    EXTERNAL_STACK,
+    parse_target_url,
+    target_stack,
+)
+from serverbench.run.verify import Mismatch, verify
+from serverbench.stacks import get_stack
+from serverbench.stacks.base import package_versions
 
 REFERENCE_STACK = "nginx-static"
 PRIMER_CONNECTIONS = 8
@@ -228,7 +228,7 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> Document:
         }
     max_connections = max(p.connections for p in plan.profiles)
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "serverbench_version": __version__,
         "status": "running",
         "created_at": now(),
@@ -377,10 +377,8 @@ class Runner:
 
     def _run_stack(self, job: Job, started_at: str) -> dict[str, Any]:
         stack = get_stack(job.stack)
-        ctx = StackContext(
-            app=job.app,
-            host="127.0.0.1",
-            port=free_port(),
+        ctx = stack_context(
+            job.app,
             run_dir=self._job_dir(job),
             server_cpu_count=len(self.plan.split.server_cpus),
             overrides=self.plan.overrides.get(job.stack, {}),

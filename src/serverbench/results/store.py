@@ -10,9 +10,11 @@ Format history (SCHEMA_VERSION):
         repeat, with wrk measurement, derived throughput, resource usage, failure), events.
         Optional run fields, absent in the earliest files: process_exits, process_restarts,
         recovery_s, kernel (listen-queue counters over the measured window).
+    2 - the built-in apps moved from `serverbench.seedapps` to `serverbench.apps.builtin`; their
+        import strings in `apps` follow.
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
-`_MIGRATIONS` chain (empty while there is only version 1).
+`_MIGRATIONS` chain.
 """
 
 from __future__ import annotations
@@ -26,11 +28,23 @@ from typing import Any
 
 from serverbench.errors import ResultsError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_NAME = "results.json"
 
 Document = dict[str, Any]
-_MIGRATIONS: dict[int, Callable[[Document], Document]] = {}
+
+
+def _builtin_apps_moved(document: Document) -> Document:
+    for app in document.get("apps", {}).values():
+        if isinstance(app, dict) and isinstance(app.get("import_string"), str):
+            app["import_string"] = app["import_string"].replace(
+                "serverbench.seedapps.", "serverbench.apps.builtin.", 1
+            )
+    document["schema_version"] = 2
+    return document
+
+
+_MIGRATIONS: dict[int, Callable[[Document], Document]] = {1: _builtin_apps_moved}
 
 
 def save(document: Document, path: Path) -> None:

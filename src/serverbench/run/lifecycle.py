@@ -10,29 +10,40 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serverbench.apps.registry import App
 from serverbench.errors import StackStartError, StackUnavailable, UsageError, VerificationError
-from serverbench.probe import accepts_connection, verify, wait_until
-from serverbench.process import ManagedProcess
+from serverbench.run.host import LOCAL, Host
+from serverbench.run.process import ManagedProcess
+from serverbench.run.verify import accepts_connection, verify, wait_until
 from serverbench.stacks.base import LaunchPlan, Stack, StackContext, TcpEndpoint
 
 READY_TIMEOUT_S = 30.0
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_in_use(endpoint: TcpEndpoint) -> bool:
-    return accepts_connection(endpoint, timeout_s=0.2)
+def stack_context(
+    app: App,
+    *,
+    run_dir: Path,
+    server_cpu_count: int,
+    overrides: Mapping[str, str],
+    port: int | None = None,
+    host: Host = LOCAL,
+) -> StackContext:
+    """What a stack plugin needs to build its plan, on `host` (a free port unless given)."""
+    return StackContext(
+        app=app,
+        host=host.bind_address,
+        port=port or host.free_port(),
+        run_dir=run_dir,
+        server_cpu_count=server_cpu_count,
+        overrides=overrides,
+        ports=host.free_port,
+    )
 
 
 def check_usable(stack: Stack, ctx: StackContext) -> None:
@@ -124,7 +135,7 @@ def running_stack(
     """The stack started, ready and verified; stopped (reverse order) when the block ends."""
     check_usable(stack, ctx)
     plan = stack.plan(ctx)
-    if port_in_use(plan.front):
+    if accepts_connection(plan.front, timeout_s=0.2):
         raise UsageError(
             f"port {plan.front.port} is already in use on {plan.front.host}; "
             "stop what listens there or pick another with --port"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from serverbench.aggregate import Cell, cells, throughput_order
-from serverbench.results import Document
-from serverbench.textable import render_table
+from serverbench.report.textable import render_table
+from serverbench.results.aggregate import Cell, cells, throughput_order
+from serverbench.results.store import Document
 
 
 def format_rate(value: float) -> str:

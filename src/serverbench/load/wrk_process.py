@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from serverbench.errors import LoadGeneratorError
-from serverbench.process import log_tail
-from serverbench.wrk import (
+from serverbench.load.wrk import (
     WrkMeasurement,
     WrkSettings,
     build_argv,
@@ -25,6 +24,7 @@ from serverbench.wrk import (
     parse,
     script_env,
 )
+from serverbench.run.process import log_tail
 
 
 def run_wrk(

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from serverbench.results import Document
-from serverbench.stats import Summary, median_index, summarize
-from serverbench.wrk import merge_histograms, percentiles_from_hdr
+from serverbench.load.wrk import merge_histograms, percentiles_from_hdr
+from serverbench.results.stats import Summary, median_index, summarize
+from serverbench.results.store import Document
 
 REPORTED_PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99)
 

@@ -25,7 +25,7 @@ import psutil
 
 from serverbench import __version__
 from serverbench.errors import ResultsError
-from serverbench.host_limits import read_sysctls
+from serverbench.observe.host_limits import read_sysctls
 
 # Distribution names as published; the key recorded is the first spelling, lower-case.
 PACKAGE_SPELLINGS: tuple[tuple[str, ...], ...] = (

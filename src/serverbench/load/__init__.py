@@ -1,0 +1,1 @@
+"""Load engines: the seam a runner measures through, wrk as its first engine, histograms."""

@@ -1,0 +1,1 @@
+"""Observation of the machine: resource sampling, kernel counters, environment, host limits."""
