@@ -16,11 +16,10 @@ from serverbench.apps.registry import (
     App,
     ExpectedResponse,
     UserAppOptions,
-    app_from_dict,
-    app_to_dict,
     resolve_app,
 )
 from serverbench.errors import UsageError
+from serverbench.plan.model import app_from_record, app_record
 
 
 def test_builtin_apps_resolve_by_name() -> None:
@@ -155,14 +154,14 @@ def test_body_for_does_not_change_the_template() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_APPS))
-def test_builtin_app_round_trips_through_a_dict(name: str) -> None:
+def test_builtin_app_round_trips_through_its_record(name: str) -> None:
     app = BUILTIN_APPS[name]
-    data = app_to_dict(app)
-    assert data["load_path"] == app.load_path
-    assert app_from_dict(data) == app
+    record = app_record(app)
+    assert record.load_path == app.load_path
+    assert app_from_record(record) == app
 
 
-def test_user_app_round_trips_through_a_dict(tmp_path: Path) -> None:
+def test_user_app_round_trips_through_its_record(tmp_path: Path) -> None:
     app = resolve_app(
         "pkg.app:make.app",
         UserAppOptions(
@@ -174,16 +173,7 @@ def test_user_app_round_trips_through_a_dict(tmp_path: Path) -> None:
             expect_regex="^x",
         ),
     )
-    assert app_from_dict(app_to_dict(app)) == app
-
-
-def test_app_from_dict_fills_defaults_for_missing_fields() -> None:
-    app = app_from_dict(
-        {"name": "m:a", "import_string": "m:a", "interface": "wsgi", "path_template": "/"}
-    )
-    assert app.expected == ExpectedResponse()
-    assert app.search_path is None
-    assert not app.builtin
+    assert app_from_record(app_record(app)) == app
 
 
 # --- detect_interface --------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_check_a_wsgi_only_stack_with_an_asgi_app_is_a_skip(
     assert cli.main(["check", "--stack", "bjoern", "--app", "seed-fastapi"]) == 0
     row = stack_rows(capsys.readouterr().out)["bjoern"]
     assert " skip " in row
-    assert "serves wsgi only" in row
+    assert "serves WSGI apps only" in row
 
 
 @pytest.mark.parametrize(

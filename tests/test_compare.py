@@ -2,44 +2,64 @@
 
 from __future__ import annotations
 
-import copy
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from serverbench.cli import main
 from serverbench.errors import ResultsError
 from serverbench.report.compare import compare, render_comparison
-from serverbench.results.store import load
+from serverbench.results.model import Failure, ResultsDocument, RunRecord
+from serverbench.results.store import load, save
 
 DATA = Path(__file__).parent / "data" / "results"
 SLOW = ("bjoern", "seed-flask", "tiny-high")
 
 
-def scaled(document: dict[str, Any], key: tuple[str, str, str], factor: float) -> dict[str, Any]:
-    """A copy in which one cell's repeats served `factor` times the good responses."""
-    changed = copy.deepcopy(document)
-    for run in changed["runs"]:
-        if (run["stack"], run["app"], run["profile"]) == key and run["status"] == "ok":
-            for field in ("requests_per_sec", "raw_requests_per_sec", "good_responses"):
-                run["derived"][field] *= factor
+def key_of(run: RunRecord) -> tuple[str, str, str]:
+    return (run.stack, run.app, run.profile)
+
+
+def fresh() -> ResultsDocument:
+    return load(DATA / "two-profiles-failed.json")
+
+
+def scaled(key: tuple[str, str, str], factor: float) -> ResultsDocument:
+    """A copy of A in which one cell's repeats served `factor` times the good responses."""
+    changed = fresh()
+
+    def scale(run: RunRecord) -> RunRecord:
+        m = run.measurement
+        if key_of(run) != key or run.status != "ok" or m is None:
+            return run
+        return replace(
+            run,
+            measurement=replace(
+                m,
+                requests_per_sec=m.requests_per_sec * factor,
+                raw_requests_per_sec=m.raw_requests_per_sec * factor,
+                good_responses=round(m.good_responses * factor),
+            ),
+        )
+
+    changed.runs = [scale(run) for run in changed.runs]
     return changed
 
 
 @pytest.fixture
-def a() -> dict[str, Any]:
-    return load(DATA / "two-profiles-failed.json")
+def a() -> ResultsDocument:
+    return fresh()
 
 
-def write(path: Path, document: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(document))
+def write(path: Path, document: ResultsDocument) -> Path:
+    save(document, path)
     return path
 
 
-def test_regression_is_found_and_beyond_spread(a: dict[str, Any]) -> None:
-    b = scaled(a, SLOW, 0.5)
+def test_regression_is_found_and_beyond_spread(a: ResultsDocument) -> None:
+    b = scaled(SLOW, 0.5)
     result = compare(a, b)
     deltas = {d.key: d for d in result.deltas}
     assert len(deltas) == 14
@@ -59,25 +79,26 @@ def test_regression_is_found_and_beyond_spread(a: dict[str, Any]) -> None:
     assert " yes " in row
 
 
-def test_small_change_within_spread(a: dict[str, Any]) -> None:
-    delta = next(d for d in compare(a, scaled(a, SLOW, 0.95)).deltas if d.key == SLOW)
+def test_small_change_within_spread(a: ResultsDocument) -> None:
+    delta = next(d for d in compare(a, scaled(SLOW, 0.95)).deltas if d.key == SLOW)
     assert delta.rps_change_pct == pytest.approx(-5.0)
     assert not delta.beyond_spread
 
 
-def test_failed_in_b_counts_as_total_loss(a: dict[str, Any]) -> None:
-    b = copy.deepcopy(a)
-    for run in b["runs"]:
-        if (run["stack"], run["app"], run["profile"]) == SLOW:
-            run["status"] = "failed"
-            run["failure"] = {"kind": "died", "message": "bjoern died"}
+def test_failed_in_b_counts_as_total_loss(a: ResultsDocument) -> None:
+    b = fresh()
+    died = Failure(kind="died", message="bjoern died")
+    b.runs = [
+        replace(run, status="failed", failure=died) if key_of(run) == SLOW else run
+        for run in b.runs
+    ]
     delta = next(d for d in compare(a, b).deltas if d.key == SLOW)
     assert delta.rps_change_pct == pytest.approx(-100.0)
     assert delta.beyond_spread
     assert "FAILED" in render_comparison(compare(a, b), "A", "B")
 
 
-def test_non_matching_entries_and_profile_differences(a: dict[str, Any]) -> None:
+def test_non_matching_entries_and_profile_differences(a: ResultsDocument) -> None:
     smoke = load(DATA / "smoke-3stacks.json")
     result = compare(smoke, a)
     assert result.deltas == ()
@@ -85,18 +106,19 @@ def test_non_matching_entries_and_profile_differences(a: dict[str, Any]) -> None
     assert len(result.only_in_b) == 14
     text = render_comparison(result, "A", "B")
     assert "only in A: bjoern/seed-flask/smoke" in text
-    b = copy.deepcopy(a)
-    b["plan"]["profiles"][1]["connections"] = 800
+    b = fresh()
+    moderate, high = b.plan.profiles
+    b.plan = replace(b.plan, profiles=(moderate, replace(high, connections=800)))
     assert compare(a, b).profile_differences == (
         "profile tiny-high differs: connections 400 -> 800",
     )
 
 
 def test_cli_exit_codes(
-    tmp_path: Path, a: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, a: ResultsDocument, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path_a = write(tmp_path / "a.json", a)
-    path_b = write(tmp_path / "b.json", scaled(a, SLOW, 0.7))
+    path_b = write(tmp_path / "b.json", scaled(SLOW, 0.7))
     assert main(["compare", str(path_a), str(path_b)]) == 0
     assert main(["compare", str(path_a), str(path_b), "--fail-if-slower", "10"]) == 1
     assert (
@@ -108,12 +130,14 @@ def test_cli_exit_codes(
 
 
 def test_unreadable_inputs_are_explained(
-    tmp_path: Path, a: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, a: ResultsDocument, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = write(tmp_path / "a.json", a)
     assert main(["compare", str(tmp_path / "missing.json"), str(good)]) == 1
     assert "does not exist" in capsys.readouterr().err
-    newer = write(tmp_path / "newer.json", {**a, "schema_version": 99})
+    raw = json.loads((DATA / "two-profiles-failed.json").read_text())
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**raw, "schema_version": 99}))
     with pytest.raises(ResultsError, match="upgrade serverbench"):
         load(newer)
     (tmp_path / "junk.json").write_text("{not json")

@@ -4,14 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from serverbench.errors import ResultsError
 from serverbench.observe.environment import (
     Environment,
     collect_environment,
     cpu_governor,
     cpu_model,
-    environment_from_dict,
-    environment_to_dict,
     nginx_version,
     os_release,
     parse_nginx_version,
@@ -38,32 +35,6 @@ SAMPLE = Environment(
     nofile_hard=65536,
     started_at="2025-01-02T03:04:05+00:00",
 )
-
-
-def test_dict_round_trip() -> None:
-    d = environment_to_dict(SAMPLE)
-    assert environment_from_dict(d) == SAMPLE
-    assert d["nginx_version"] is None
-
-
-def test_old_file_with_missing_keys_loads() -> None:
-    env = environment_from_dict({"hostname": "old", "cpu_count": 4})
-    assert env.hostname == "old"
-    assert env.cpu_count == 4
-    assert env.wrk_version is None
-    assert env.packages == {}
-    assert env.sysctls == {}
-    assert env.nofile_soft == 0
-    assert environment_from_dict({}) == Environment()
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [{"cpu_count": "2"}, {"hostname": 3}, {"packages": ["gunicorn"]}, {"wrk_version": 4.1}],
-)
-def test_wrong_types_are_results_errors(bad: dict[str, object]) -> None:
-    with pytest.raises(ResultsError, match="re-run"):
-        environment_from_dict(bad)
 
 
 @pytest.mark.parametrize(
@@ -109,4 +80,3 @@ def test_collect_environment_on_this_host() -> None:
     if Path("/proc/sys/net/core/somaxconn").exists():
         assert env.sysctls["net.core.somaxconn"].isdigit()
     assert env.started_at.endswith("+00:00")
-    assert environment_from_dict(environment_to_dict(env)) == env

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from serverbench.errors import ResultsError, UsageError
+from serverbench.errors import UsageError
 from serverbench.observe.host_limits import (
     TCP_ESTABLISHED,
     TCP_TIME_WAIT,
@@ -12,8 +12,6 @@ from serverbench.observe.host_limits import (
     backlog_warnings_for,
     check_connections_fit,
     count_state,
-    cpu_split_from_dict,
-    cpu_split_to_dict,
     format_cpu_list,
     parse_cpu_list,
     parse_proc_net_tcp,
@@ -126,17 +124,6 @@ def test_unavailable_cpu_is_a_usage_error() -> None:
 def test_no_available_cpu_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         plan_cpu_split([], None, None)
-
-
-def test_cpu_split_dict_round_trip() -> None:
-    split = plan_cpu_split(range(8), None, None)
-    assert cpu_split_from_dict(cpu_split_to_dict(split)) == split
-
-
-def test_cpu_split_from_bad_dict() -> None:
-    with pytest.raises(ResultsError):
-        cpu_split_from_dict({"server_cpus": "0", "client_cpus": [1]})
-    assert cpu_split_from_dict({"server_cpus": [0], "client_cpus": [0]}).shared
 
 
 def test_parse_proc_net_tcp() -> None:

@@ -13,13 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serverbench.errors import ResultsError
 from serverbench.observe.sampler import (
     ComponentUsage,
     Monitor,
-    Usage,
-    usage_from_dict,
-    usage_to_dict,
 )
 
 # A parent that forks one grandchild; both burn CPU for `BURN_S` then idle until killed.
@@ -85,14 +81,24 @@ def test_monitor_measures_a_forked_tree() -> None:
     with spawn(BURN_TREE, "1.2") as proc:
         assert proc.stdout is not None
         grandchild = int(proc.stdout.readline())
+        tree = [psutil.Process(proc.pid), psutil.Process(grandchild)]
+
+        def cpu_s() -> float:
+            return sum(p.cpu_times().user + p.cpu_times().system for p in tree)
+
+        before = cpu_s()
         with Monitor({"burner": proc.pid}, interval_s=0.1) as monitor:
             time.sleep(1.0)
+        burned = cpu_s() - before
         usage = monitor.usage
         burner = usage.component("burner")
         assert psutil.Process(grandchild).ppid() == proc.pid
     assert usage.samples >= 5
     assert 0.9 < usage.window_s < 2.0
-    assert burner.cpu_seconds > 0.3
+    # what the kernel says the tree burned over (a little more than) the window; on a busy
+    # machine that may be little, so the sampler is held against it rather than a constant
+    assert burned > 0
+    assert 0.5 * burned - 0.05 <= burner.cpu_seconds <= burned + 0.05
     assert burner.processes_max == 2
     assert burner.rss_peak_bytes > 0
     assert 0 < burner.rss_mean_bytes <= burner.rss_peak_bytes
@@ -154,38 +160,3 @@ def test_monitor_stops_promptly() -> None:
 def test_usage_read_before_stop_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         _ = Monitor({"self": os.getpid()}).usage
-
-
-def test_usage_dict_round_trip() -> None:
-    usage = Usage(
-        window_s=10.0,
-        interval_s=0.25,
-        samples=41,
-        sampler_cpu_s=0.05,
-        components=(
-            ComponentUsage(
-                name="gunicorn",
-                processes_max=3,
-                cpu_seconds=9.5,
-                cpu_percent_mean=95.0,
-                cpu_percent_max=100.0,
-                rss_peak_bytes=90_000_000,
-                rss_mean_bytes=80_000_000,
-                threads_max=3,
-                connections_max=100,
-            ),
-        ),
-    )
-    assert usage_from_dict(usage_to_dict(usage)) == usage
-
-
-def test_usage_from_old_dict_and_bad_dict() -> None:
-    usage = usage_from_dict({"window_s": 5, "components": [{"name": "wrk", "cpu_seconds": 2}]})
-    assert usage.window_s == 5.0
-    assert usage.sampler_cpu_s == 0.0
-    assert usage.component("wrk").cpu_seconds == 2.0
-    assert usage.component("wrk").connections_max == 0
-    with pytest.raises(ResultsError):
-        usage_from_dict({"components": {"wrk": {}}})
-    with pytest.raises(ResultsError):
-        usage_from_dict({"samples": 1.5})

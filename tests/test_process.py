@@ -161,7 +161,8 @@ def test_cpus_pin_the_child_with_taskset(tmp_path: Path) -> None:
     ) as managed:
         assert managed.command[:3] == ("taskset", "-c", cpu)
         deadline = time.monotonic() + 5
-        while psutil.Process(managed.pid).cmdline()[:1] == ["taskset"]:
+        # until the exec: taskset's command line, or none at all in the middle of the exec
+        while psutil.Process(managed.pid).cmdline()[:1] != [sys.executable]:
             assert time.monotonic() < deadline, "taskset never exec'd the child"
             time.sleep(0.02)
         assert psutil.Process(managed.pid).cpu_affinity() == [int(cpu)]
@@ -265,6 +266,8 @@ class FakeStack:
     """A stack whose one component runs `argv_for(ctx)`, ready on ctx.front."""
 
     name: ClassVar[str] = "fake"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "a fake stack for tests"
     model: ClassVar[str] = "whatever the test runs"
     interfaces: ClassVar[frozenset[Interface]] = frozenset({"wsgi", "asgi"})
@@ -420,7 +423,7 @@ def test_a_stack_refuses_an_app_of_another_interface(tmp_path: Path) -> None:
     with pytest.raises(StackUnavailable) as raised:
         check_usable(get_stack("bjoern"), ctx_for(tmp_path, app=FASTAPI))
     assert str(raised.value) == (
-        "stack bjoern serves WSGI apps only and seed-fastapi is ASGI; "
+        "bjoern serves WSGI apps only; seed-fastapi is ASGI; "
         "pick another stack (see `serverbench stacks`)"
     )
     check_usable(get_stack("uvicorn"), ctx_for(tmp_path, app=FASTAPI))

@@ -4,11 +4,8 @@ import pytest
 
 from serverbench.errors import UsageError
 from serverbench.plan.profiles import (
-    PROFILES,
     ProfileOverrides,
     load_profile_file,
-    profile_from_dict,
-    profile_to_dict,
     select_profiles,
 )
 
@@ -85,8 +82,3 @@ def test_bad_toml_is_refused_with_what_to_do(tmp_path: Path, text, message):
 def test_missing_config_file(tmp_path: Path):
     with pytest.raises(UsageError, match="does not exist"):
         load_profile_file(tmp_path / "absent.toml")
-
-
-def test_profile_dict_round_trip():
-    for profile in PROFILES.values():
-        assert profile_from_dict(profile_to_dict(profile)) == profile

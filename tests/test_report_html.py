@@ -8,30 +8,29 @@ absence of console errors and the screenshot.
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from serverbench.report.console import format_rate
 from serverbench.report.html import LABEL_W, PLOT_W, bar_label, render_html
+from serverbench.report.numbers import format_rate
 from serverbench.results.aggregate import cells
+from serverbench.results.model import ResultsDocument, RunRecord
+from serverbench.results.store import load as load_results
 
 DATA = Path(__file__).parent / "data" / "results"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def load(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((DATA / name).read_text())
-    return document
+def load(name: str) -> ResultsDocument:
+    return load_results(DATA / name)
 
 
 def charts(page: str, kind: str) -> list[ET.Element]:
@@ -40,11 +39,11 @@ def charts(page: str, kind: str) -> list[ET.Element]:
 
 
 @pytest.fixture(params=["two-profiles-failed.json", "smoke-3stacks.json"])
-def document(request: pytest.FixtureRequest) -> dict[str, Any]:
+def document(request: pytest.FixtureRequest) -> ResultsDocument:
     return load(request.param)
 
 
-def test_throughput_bars_carry_their_own_cells_value(document: dict[str, Any]) -> None:
+def test_throughput_bars_carry_their_own_cells_value(document: ResultsDocument) -> None:
     by_key = {f"{c.stack}|{c.app}|{c.profile}": c for c in cells(document)}
     (svg,) = charts(render_html(document), "throughput")
     bars = svg.findall(f"{SVG}g")
@@ -111,9 +110,14 @@ def test_latency_points_are_the_cells_percentiles() -> None:
 
 def test_error_bars_match_error_rates() -> None:
     document = load("two-profiles-failed.json")
-    for run in document["runs"]:
-        if run["id"].endswith("/uvicorn/seed-flask/tiny-high"):
-            run["wrk"]["socket_errors"]["read"] = 500
+
+    def read_errors(run: RunRecord) -> RunRecord:
+        m = run.measurement
+        if not run.id.endswith("/uvicorn/seed-flask/tiny-high") or m is None:
+            return run
+        return replace(run, measurement=replace(m, errors=replace(m.errors, read=500)))
+
+    document.runs = [read_errors(run) for run in document.runs]
     by_key = {f"{c.stack}|{c.app}|{c.profile}": c for c in cells(document)}
     (svg,) = charts(render_html(document), "errors")
     for bar in svg.findall(f"{SVG}g[@class='bar']"):
@@ -122,18 +126,18 @@ def test_error_bars_match_error_rates() -> None:
         segments = {
             s.get("data-kind"): int(s.get("data-count") or 0) for s in bar.findall(f"{SVG}rect")
         }
-        expected = {k: v for k, v in cell.socket_errors.items() if v}
+        counts = cell.errors.by_kind()
+        counts["non-2xx/3xx"] = counts.pop("status")
+        expected = {k: v for k, v in counts.items() if v}
         assert segments == expected
     assert by_key["uvicorn|seed-flask|tiny-high"].error_rate > 0
 
 
 def test_text_is_escaped_and_page_is_self_contained() -> None:
-    document = copy.deepcopy(load("smoke-3stacks.json"))
+    document = load("smoke-3stacks.json")
     evil = "bad<script>alert(1)</script>&"
-    for run in document["runs"]:
-        if run["stack"] == "uvicorn":
-            run["stack"] = evil
-    document["host_warnings"] = ['<img src=x onerror="alert(2)">']
+    document.runs = [replace(r, stack=evil) if r.stack == "uvicorn" else r for r in document.runs]
+    document.host_warnings = ['<img src=x onerror="alert(2)">']
     page = render_html(document)
     assert "<script>alert(1)" not in page
     assert "<img" not in page

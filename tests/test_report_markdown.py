@@ -11,21 +11,30 @@ the report, regenerate it and review the diff:
 
 from __future__ import annotations
 
-import copy
-import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from serverbench.cli import main
 from serverbench.report import write_reports
-from serverbench.report.analysis import all_facts, analyse_stack, warnings
-from serverbench.report.console import format_rate, format_us
-from serverbench.report.content import wrk_binary, wrk_metric, wrk_text, wrk_time_s, wrk_time_us
+from serverbench.report.analysis import analyse_stack
+from serverbench.report.checks import warnings
+from serverbench.report.facts import all_facts
 from serverbench.report.markdown import render_markdown
-from serverbench.results.aggregate import cells
+from serverbench.report.numbers import format_rate, format_us
+from serverbench.report.wrk_text import wrk_binary, wrk_metric, wrk_text, wrk_time_s, wrk_time_us
+from serverbench.results.aggregate import Cell, cells
+from serverbench.results.model import (
+    Event,
+    NotApplicable,
+    ProcessExit,
+    ResultsDocument,
+    RunRecord,
+)
 from serverbench.results.store import load as load_results
+from serverbench.results.store import save
 
 DATA = Path(__file__).parent / "data" / "results"
 GOLDEN_INPUT = DATA / "two-profiles-failed.json"
@@ -41,26 +50,40 @@ SECTIONS = (
 )
 
 
-def load(name: str) -> dict[str, Any]:
+def load(name: str) -> ResultsDocument:
     """Through the results store, as `serverbench report` reads it: old schemas migrate."""
     return load_results(DATA / name)
 
 
 @pytest.fixture
-def two() -> dict[str, Any]:
+def two() -> ResultsDocument:
     return load("two-profiles-failed.json")
 
 
 @pytest.fixture
-def smoke() -> dict[str, Any]:
+def smoke() -> ResultsDocument:
     return load("smoke-3stacks.json")
 
 
-def cell_of(document: dict[str, Any], stack: str, app: str, profile: str) -> Any:
+def cell_of(document: ResultsDocument, stack: str, app: str, profile: str) -> Cell:
     return next(c for c in cells(document) if c.key == (stack, app, profile))
 
 
-def test_golden_markdown(two: dict[str, Any]) -> None:
+def median(cell: Cell) -> float:
+    assert cell.requests_per_sec is not None
+    return cell.requests_per_sec.median
+
+
+def edit_runs(
+    document: ResultsDocument,
+    which: Callable[[RunRecord], bool],
+    change: Callable[[RunRecord], RunRecord],
+) -> None:
+    """Replace the runs `which` selects by `change(run)`, in place."""
+    document.runs = [change(run) if which(run) else run for run in document.runs]
+
+
+def test_golden_markdown(two: ResultsDocument) -> None:
     assert render_markdown(two) == GOLDEN_OUTPUT.read_text()
 
 
@@ -72,7 +95,7 @@ def test_every_section_in_the_seed_order(name: str) -> None:
     assert text.startswith("# Performance Comparison Report: gunicorn (WSGI)")
 
 
-def test_failed_stack_shows_as_failed_not_zero(two: dict[str, Any]) -> None:
+def test_failed_stack_shows_as_failed_not_zero(two: ResultsDocument) -> None:
     text = render_markdown(two)
     row = next(
         line
@@ -91,7 +114,7 @@ def test_failed_stack_shows_as_failed_not_zero(two: dict[str, Any]) -> None:
     assert "serves WSGI apps only" in text
 
 
-def test_summary_table_sorted_by_throughput(two: dict[str, Any]) -> None:
+def test_summary_table_sorted_by_throughput(two: ResultsDocument) -> None:
     text = render_markdown(two)
     summary = text.split("### Summary", 1)[1].split("\n## ", 1)[0]
     rates = []
@@ -103,16 +126,19 @@ def test_summary_table_sorted_by_throughput(two: dict[str, Any]) -> None:
     assert len(rates) == 9
 
 
-def test_wrk_block_is_the_median_repeat_in_wrk_layout(smoke: dict[str, Any]) -> None:
+def test_wrk_block_is_the_median_repeat_in_wrk_layout(smoke: ResultsDocument) -> None:
     cell = cell_of(smoke, "gunicorn", "seed-flask", "smoke")
     run = cell.median_run
-    text = wrk_text(run, smoke["plan"]["profiles"][0])
+    assert run is not None
+    assert run.measurement is not None
+    text = wrk_text(run, smoke.plan.profiles[0])
+    assert text is not None
     lines = text.splitlines()
-    assert lines[0] == f"Running 1s test @ {run['wrk_argv'][-1]}"
+    assert lines[0] == f"Running 1s test @ {run.load_argv[-1]}"
     assert lines[1] == "  2 threads and 20 connections"
     assert lines[2] == "  Thread Stats   Avg      Stdev     Max   +/- Stdev"
     assert lines[3].startswith("    Latency     9.55ms    7.09ms  59.20ms   91.01%")
-    assert lines[-2] == f"Requests/sec: {run['derived']['raw_requests_per_sec']:9.2f}"
+    assert lines[-2] == f"Requests/sec: {run.measurement.raw_requests_per_sec:9.2f}"
     assert lines[-1].startswith("Transfer/sec:")
     assert lines[-1].endswith("KB")
     assert "Socket errors" not in text
@@ -131,41 +157,43 @@ def test_wrk_units_match_wrk() -> None:
     assert wrk_binary(431.7 * 1024) == "431.70K"
 
 
-def test_compact_line_has_median_spread_percentiles_and_errors(two: dict[str, Any]) -> None:
+def test_compact_line_has_median_spread_percentiles_and_errors(two: ResultsDocument) -> None:
     cell = cell_of(two, "bjoern", "seed-flask", "tiny-high")
     s = cell.requests_per_sec
+    assert s is not None
     p = cell.latency_percentiles_us
     line = (
         f"**{format_rate(s.median)} [{format_rate(s.minimum)}-{format_rate(s.maximum)}] req/s**"
-        f" (good responses, median [min-max] of 2 repeat(s)) · p50 {format_us(p['50'])} · "
-        f"p90 {format_us(p['90'])} · p99 {format_us(p['99'])} · p99.9 {format_us(p['99.9'])}"
+        f" (good responses, median [min-max] of 2 repeat(s)) · closed-loop p50 "
+        f"{format_us(p['50'])} · p90 {format_us(p['90'])} · p99 {format_us(p['99'])} · "
+        f"p99.9 {format_us(p['99.9'])}"
     )
     assert line in render_markdown(two)
 
 
-def test_analysis_sentences_cite_the_data(two: dict[str, Any]) -> None:
+def test_analysis_sentences_cite_the_data(two: ResultsDocument) -> None:
     facts = all_facts(two)
     bjoern = analyse_stack(two, facts, "bjoern")
-    best = cell_of(two, "bjoern", "seed-flask", "tiny-high").requests_per_sec.median
-    runner_up = cell_of(two, "uvicorn", "seed-flask", "tiny-high").requests_per_sec.median
+    best = median(cell_of(two, "bjoern", "seed-flask", "tiny-high"))
+    runner_up = median(cell_of(two, "uvicorn", "seed-flask", "tiny-high"))
     expected = (
         f"Highest throughput for seed-flask, tiny-high (400 connections): {format_rate(best)} "
         f"req/s, {best / runner_up:.2f}x uvicorn ({format_rate(runner_up)})."
     )
     assert expected in bjoern.strengths
-    ceiling = cell_of(two, "nginx-static", "seed-flask", "tiny-high").requests_per_sec.median
+    ceiling = median(cell_of(two, "nginx-static", "seed-flask", "tiny-high"))
     share = (
         f"{best / ceiling * 100:.1f} % of the nginx-static ceiling ({format_rate(ceiling)} req/s)"
     )
     assert any(share in reason for reason in bjoern.reasons)
-    rate = two["references"]["app_cost"]["seed-flask"]["calls_per_sec"]
+    rate = two.references.app_cost["seed-flask"].calls_per_sec
     assert any(
         f"{best / rate * 100:.1f} % of the app's in-process limit" in r for r in bjoern.reasons
     )
     # scaling from the lighter to the heavier profile, with both throughputs
     uvicorn = analyse_stack(two, facts, "uvicorn")
-    light = cell_of(two, "uvicorn", "seed-fastapi", "tiny-moderate").requests_per_sec.median
-    heavy = cell_of(two, "uvicorn", "seed-fastapi", "tiny-high").requests_per_sec.median
+    light = median(cell_of(two, "uvicorn", "seed-fastapi", "tiny-moderate"))
+    heavy = median(cell_of(two, "uvicorn", "seed-fastapi", "tiny-high"))
     change = f"throughput changes by {(heavy / light - 1) * 100:+.1f} %"
     scaling = [s for s in (*uvicorn.strengths, *uvicorn.weaknesses) if "seed-fastapi: from" in s]
     assert len(scaling) == 1
@@ -176,11 +204,11 @@ def test_analysis_sentences_cite_the_data(two: dict[str, Any]) -> None:
     assert any("RSS peak uvicorn" in r and "wrk used" in r for r in uvicorn.resources)
 
 
-def test_fastapi_vs_flask_is_compared_in_further_optimizations(two: dict[str, Any]) -> None:
+def test_fastapi_vs_flask_is_compared_in_further_optimizations(two: ResultsDocument) -> None:
     text = render_markdown(two)
     section = text.split("## Further optimizations", 1)[1].split("\n## ", 1)[0]
-    flask = cell_of(two, "uvicorn", "seed-flask", "tiny-high").requests_per_sec.median
-    fastapi = cell_of(two, "uvicorn", "seed-fastapi", "tiny-high").requests_per_sec.median
+    flask = median(cell_of(two, "uvicorn", "seed-flask", "tiny-high"))
+    fastapi = median(cell_of(two, "uvicorn", "seed-fastapi", "tiny-high"))
     assert (
         f"seed-fastapi vs seed-flask on uvicorn (tiny-high): {format_rate(fastapi)} vs "
         f"{format_rate(flask)} req/s ({(fastapi / flask - 1) * 100:+.1f} %" in section
@@ -189,45 +217,61 @@ def test_fastapi_vs_flask_is_compared_in_further_optimizations(two: dict[str, An
     assert "serverbench run --stack uvicorn --app seed-flask --app seed-fastapi" not in section
 
 
-def test_smoke_run_suggests_the_seed_optimizations(smoke: dict[str, Any]) -> None:
+def test_variants_are_read_from_the_records_not_the_names(two: ResultsDocument) -> None:
+    """An app's twin is the app of the same workload; a topology names its bare stack."""
+    two.apps["seed-fastapi"] = replace(two.apps["seed-fastapi"], workload="another")
+    section = render_markdown(two).split("## Further optimizations", 1)[1].split("\n## ", 1)[0]
+    assert "seed-fastapi vs seed-flask" not in section
+    two.apps["seed-fastapi"] = replace(two.apps["seed-fastapi"], workload="seed")
+    two.stacks["uvicorn"] = replace(two.stacks["uvicorn"], variant_of="bjoern")
+    section = render_markdown(two).split("## Further optimizations", 1)[1].split("\n## ", 1)[0]
+    bjoern = median(cell_of(two, "bjoern", "seed-flask", "tiny-high"))
+    assert f"uvicorn vs bjoern (seed-flask, tiny-high): 2,477 vs {format_rate(bjoern)}" in section
+
+
+def test_smoke_run_suggests_the_seed_optimizations(smoke: ResultsDocument) -> None:
     section = render_markdown(smoke).split("## Further optimizations", 1)[1]
     assert "`serverbench run --stack uvicorn --app seed-flask --app seed-fastapi`" in section
 
 
-def test_conclusion_ranks_clean_stacks_by_heaviest_profile(two: dict[str, Any]) -> None:
+def test_conclusion_ranks_clean_stacks_by_heaviest_profile(two: ResultsDocument) -> None:
     conclusion = render_markdown(two).split("## Conclusion", 1)[1].split("\n## ", 1)[0]
     assert "heaviest profile measured, **tiny-high**" in conclusion
     assert conclusion.index("1. **bjoern**") < conclusion.index("2. **uvicorn**")
 
 
-def with_errors(document: dict[str, Any]) -> dict[str, Any]:
-    """A copy where uvicorn/seed-flask/tiny-high's repeats had 30 % timeouts."""
-    changed = copy.deepcopy(document)
-    for run in changed["runs"]:
-        if run["id"].endswith("/uvicorn/seed-flask/tiny-high"):
-            timeouts = int(run["wrk"]["requests"] * 0.3)
-            run["wrk"]["socket_errors"]["timeout"] = timeouts
-            run["derived"]["good_responses"] = run["wrk"]["requests"] - timeouts
-            run["derived"]["requests_per_sec"] = (
-                run["derived"]["good_responses"] / run["wrk"]["duration_s"]
-            )
-    return changed
+def with_timeouts(run: RunRecord) -> RunRecord:
+    """The run with 30 % of its responses past the timeout."""
+    m = run.measurement
+    assert m is not None
+    timeouts = int(m.requests * 0.3)
+    good = m.requests - timeouts
+    return replace(
+        run,
+        measurement=replace(
+            m,
+            errors=replace(m.errors, timeout=timeouts),
+            good_responses=good,
+            requests_per_sec=good / m.duration_s,
+        ),
+    )
 
 
-def test_sanity_warnings_are_raised_with_their_numbers(two: dict[str, Any]) -> None:
-    document = with_errors(two)
-    document["cpu_split"]["shared"] = True
-    document["host_warnings"] = ["net.core.somaxconn is 128, below 8000 connections"]
-    document["events"] = [
-        {
-            "at": "2026-01-01T00:00:00+00:00",
-            "kind": "time_wait_pause",
-            "time_wait_before": 25000,
-            "time_wait_after": 900,
-            "waited_s": 12.5,
-        }
+def test_sanity_warnings_are_raised_with_their_numbers(two: ResultsDocument) -> None:
+    document = two
+    edit_runs(document, lambda r: r.id.endswith("/uvicorn/seed-flask/tiny-high"), with_timeouts)
+    document.cpu_split = replace(document.cpu_split, shared=True)
+    document.host_warnings = ["net.core.somaxconn is 128, below 8000 connections"]
+    document.events = [
+        Event(
+            at="2026-01-01T00:00:00+00:00",
+            kind="time_wait_pause",
+            time_wait_before=25000,
+            time_wait_after=900,
+            waited_s=12.5,
+        )
     ]
-    found = {(w.kind, w.subject): w.text for w in warnings(document, all_facts(document))}
+    found = {(w.kind, w.subject): w.text for w in warnings(document)}
     cell = cell_of(document, "uvicorn", "seed-flask", "tiny-high")
     errors = found[("errors", "uvicorn · seed-flask · tiny-high")]
     assert errors.startswith(f"{cell.error_rate * 100:.1f} % of requests failed (timeout ")
@@ -246,34 +290,60 @@ def test_sanity_warnings_are_raised_with_their_numbers(two: dict[str, Any]) -> N
     assert "— ranked last:" in conclusion
 
 
-def test_littles_law_explains_gunicorn_reconnects(two: dict[str, Any]) -> None:
-    for run in two["runs"]:
-        if run["stack"] == "gunicorn" and run["status"] == "ok":
-            run["wrk"]["latency_us"]["mean"] /= 2  # half the connections seem busy
+def half_the_mean_latency(run: RunRecord) -> RunRecord:
+    m = run.measurement
+    assert m is not None
+    assert m.latency_mean_us is not None
+    return replace(run, measurement=replace(m, latency_mean_us=m.latency_mean_us / 2))
+
+
+def test_littles_law_explains_gunicorn_reconnects(two: ResultsDocument) -> None:
+    edit_runs(
+        two, lambda r: r.stack == "gunicorn" and r.status == "ok", half_the_mean_latency
+    )  # half the connections seem busy
     found = warnings(two, all_facts(two))
     little = [w for w in found if w.kind == "littles_law" and w.subject.startswith("gunicorn")]
     assert little
     assert "closes the connection after every response" in little[0].text
 
 
-def test_latency_floor_is_detected(smoke: dict[str, Any]) -> None:
-    document = copy.deepcopy(smoke)
-    for run in document["runs"]:
-        if run["stack"] == "bjoern":
-            run["wrk"].pop("histogram_hdr")
-    # without histograms no percentiles: nothing to flag, and nothing crashes
-    assert not [w for w in warnings(document, all_facts(document)) if w.kind == "latency_floor"]
+def test_littles_law_is_a_closed_loop_rule(two: ResultsDocument) -> None:
+    def open_loop(run: RunRecord) -> RunRecord:
+        assert run.measurement is not None
+        return replace(
+            half_the_mean_latency(run), measurement=replace(run.measurement, loop="open")
+        )
+
+    edit_runs(two, lambda r: r.stack == "gunicorn" and r.status == "ok", open_loop)
+    found = warnings(two)
+    assert not [w for w in found if w.kind == "littles_law" and w.subject.startswith("gunicorn")]
+    # an open-loop run has no wrk block, but the same summary line
+    text = render_markdown(two)
+    block = text.split("### gunicorn (WSGI)", 1)[1].split("\n### ", 1)[0]
+    assert "Running 1s test" not in block
+    assert "Thread Stats" not in block
+    assert "req/s** (good responses, median [min-max] of 2 repeat(s)) · open-loop p50" in block
+
+
+def test_latency_floor_is_detected(smoke: ResultsDocument) -> None:
     facts = all_facts(smoke)
     floor = [w for w in warnings(smoke, facts) if w.kind == "latency_floor"]
     assert floor == []  # the smoke run's p50s are a few ms
 
+    def no_histogram(run: RunRecord) -> RunRecord:
+        assert run.measurement is not None
+        return replace(run, measurement=replace(run.measurement, latency_histogram_hdr=None))
 
-def test_write_reports_and_cli(tmp_path: Path, smoke: dict[str, Any]) -> None:
+    edit_runs(smoke, lambda r: r.stack == "bjoern", no_histogram)
+    # without histograms no percentiles: nothing to flag, and nothing crashes
+    assert not [w for w in warnings(smoke) if w.kind == "latency_floor"]
+
+
+def test_write_reports_and_cli(tmp_path: Path, smoke: ResultsDocument) -> None:
     written = write_reports(smoke, tmp_path)
     assert [p.name for p in written] == ["report.md", "report.html"]
     results = tmp_path / "run" / "results.json"
-    results.parent.mkdir()
-    results.write_text(json.dumps(smoke))
+    save(smoke, results)
     assert main(["report", str(results.parent)]) == 0
     assert (results.parent / "report.md").read_text() == render_markdown(smoke)
     assert (results.parent / "report.html").exists()
@@ -282,40 +352,42 @@ def test_write_reports_and_cli(tmp_path: Path, smoke: dict[str, Any]) -> None:
     assert main(["report", str(tmp_path / "missing.json")]) == 1
 
 
-def test_server_processes_exiting_during_a_measurement_are_reported(smoke: dict[str, Any]) -> None:
-    document = copy.deepcopy(smoke)
-    run = next(r for r in document["runs"] if r["stack"] == "gunicorn")
-    run["process_exits"] = [{"pid": 4242, "process": "gunicorn"}]
-    run["process_restarts"] = 1
-    text = render_markdown(document)
+def test_server_processes_exiting_during_a_measurement_are_reported(
+    smoke: ResultsDocument,
+) -> None:
+    gunicorn = next(r for r in smoke.runs if r.stack == "gunicorn")
+    edit_runs(
+        smoke,
+        lambda r: r is gunicorn,
+        lambda r: replace(
+            r, process_exits=(ProcessExit(pid=4242, process="gunicorn"),), process_restarts=1
+        ),
+    )
+    text = render_markdown(smoke)
     assert "(process_exits): round 1: server processes exited during the measurement: " in text
     assert "gunicorn (pid 4242); 1 new ones started" in text
 
 
-def test_pairs_that_cannot_run_are_listed_once(smoke: dict[str, Any]) -> None:
-    document = copy.deepcopy(smoke)
-    document["not_applicable"] = [
-        {"stack": "gunicorn", "app": "seed-fastapi", "reason": "gunicorn serves WSGI apps only"}
+def test_pairs_that_cannot_run_are_listed_once(smoke: ResultsDocument) -> None:
+    smoke.not_applicable = [
+        NotApplicable(stack="gunicorn", app="seed-fastapi", reason="gunicorn serves WSGI apps only")
     ]
-    text = render_markdown(document)
+    text = render_markdown(smoke)
     assert text.count("gunicorn serves WSGI apps only") == 1
     assert "Not run, as the server cannot serve the app" in text
 
 
-def test_a_slow_recovery_after_the_load_is_reported(smoke: dict[str, Any]) -> None:
-    document = copy.deepcopy(smoke)
-    run = next(r for r in document["runs"] if r["stack"] == "gunicorn")
-    run["recovery_s"] = 17.25
-    text = render_markdown(document)
+def test_a_slow_recovery_after_the_load_is_reported(smoke: ResultsDocument) -> None:
+    gunicorn = next(r for r in smoke.runs if r.stack == "gunicorn")
+    edit_runs(smoke, lambda r: r is gunicorn, lambda r: replace(r, recovery_s=17.25))
+    text = render_markdown(smoke)
     assert "(slow_recovery): round 1: after the load the server took 17.2 s to answer" in text
 
 
-def test_listen_queue_overflows_are_reported_with_the_backlog(smoke: dict[str, Any]) -> None:
-    document = copy.deepcopy(smoke)
-    for run in document["runs"]:
-        if run["stack"] == "gunicorn":
-            run["kernel"] = {"listen_overflows": 1234, "listen_drops": 1234, "syncookies_sent": 0}
-    text = render_markdown(document)
+def test_listen_queue_overflows_are_reported_with_the_backlog(smoke: ResultsDocument) -> None:
+    kernel = {"listen_overflows": 1234, "listen_drops": 1234, "syncookies_sent": 0}
+    edit_runs(smoke, lambda r: r.stack == "gunicorn", lambda r: replace(r, kernel=kernel))
+    text = render_markdown(smoke)
     assert (
         "(listen_overflows): the kernel dropped 1,234 connections because the listen queue" in text
     )

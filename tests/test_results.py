@@ -1,3 +1,5 @@
+import copy
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -5,32 +7,100 @@ from pathlib import Path
 import pytest
 
 from serverbench.errors import ResultsError
-from serverbench.results.store import SCHEMA_VERSION, load, save
+from serverbench.results.model import Event, ResultsDocument
+from serverbench.results.store import SCHEMA_VERSION, encode, from_raw, json_schema, load, save
+
+DATA = Path(__file__).parent / "data" / "results"
+SCHEMA_FILE = Path(__file__).parent.parent / "docs" / "results.schema.json"
+
+
+def document(events: int = 0) -> ResultsDocument:
+    """A real document (an old results file, migrated) with `events` resumed events."""
+    loaded = load(DATA / "smoke-3stacks.json")
+    loaded.events = [Event(kind="resumed", runs_kept=n) for n in range(events)]
+    return loaded
 
 
 def test_save_then_load_round_trip_and_owner_only(tmp_path: Path):
     path = tmp_path / "results.json"
-    save({"runs": [{"id": "1/a/b/c"}]}, path)
-    assert load(path) == {"runs": [{"id": "1/a/b/c"}], "schema_version": SCHEMA_VERSION}
-    assert load(tmp_path)["runs"][0]["id"] == "1/a/b/c"  # the folder works too
+    original = document(events=1)
+    save(original, path)
+    assert load(path) == original
+    assert load(tmp_path).events[0].kind == "resumed"  # the folder works too
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
 def test_save_replaces_atomically_and_leaves_no_temporary_file(tmp_path: Path):
     path = tmp_path / "results.json"
-    save({"runs": []}, path)
-    save({"runs": [1, 2]}, path)
+    save(document(), path)
+    save(document(events=2), path)
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
-    assert load(path)["runs"] == [1, 2]
+    assert len(load(path).events) == 2
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path: Path):
     path = tmp_path / "results.json"
-    save({"runs": [1]}, path)
+    save(document(events=1), path)
+    broken = document()
+    broken.events = [object()]  # type: ignore[list-item]
     with pytest.raises(TypeError):
-        save({"runs": [object()]}, path)
-    assert load(path)["runs"] == [1]
+        save(broken, path)
+    assert len(load(path).events) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.parametrize("name", ["smoke-3stacks.json", "two-profiles-failed.json"])
+def test_a_schema_1_file_migrates_to_engine_neutral_measurements(name: str):
+    raw = json.loads((DATA / name).read_text())
+    assert raw["schema_version"] == 1
+    migrated = load(DATA / name)
+    assert migrated.schema_version == SCHEMA_VERSION
+    for old, new in zip(raw["runs"], migrated.runs, strict=True):
+        if old.get("wrk"):
+            assert new.measurement is not None
+            assert new.wrk is not None
+            assert new.measurement.engine == "wrk"
+            assert new.measurement.loop == "closed"
+            assert new.measurement.requests == old["wrk"]["requests"]
+            assert new.measurement.good_responses == old["derived"]["good_responses"]
+            assert new.measurement.errors.status == old["wrk"]["non_2xx_3xx"]
+            assert new.measurement.latency_histogram_hdr == old["wrk"]["histogram_hdr"]
+            assert new.load_argv == tuple(old["wrk_argv"])
+        else:
+            assert new.measurement is None
+    assert all(
+        app.import_string.startswith("serverbench.apps.builtin.") for app in migrated.apps.values()
+    )
+
+
+def test_a_migrated_file_saves_and_loads_as_the_current_schema(tmp_path: Path):
+    migrated = load(DATA / "two-profiles-failed.json")
+    save(migrated, tmp_path / "results.json")
+    assert json.loads((tmp_path / "results.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert load(tmp_path) == migrated
+
+
+def test_a_bad_field_is_named():
+    raw = json.loads(encode(document()))
+    broken = copy.deepcopy(raw)
+    broken["runs"][2]["measurement"]["requests"] = "many"
+    with pytest.raises(ResultsError, match=r"\$\.runs\[2\]\.measurement\.requests"):
+        from_raw(broken)
+
+
+def test_the_published_json_schema_matches_the_model():
+    published = json.loads(SCHEMA_FILE.read_text())
+    assert published == json.loads(json.dumps(json_schema())), (
+        "docs/results.schema.json is out of date: regenerate it with "
+        "`python -m serverbench.results.schema > docs/results.schema.json`"
+    )
+
+
+def test_every_record_of_the_model_is_in_the_schema():
+    definitions = json_schema()["$defs"]
+    for name in ("ResultsDocument", "RunRecord", "Measurement", "WrkDetails", "Usage"):
+        assert name in definitions
+    assert dataclasses.is_dataclass(ResultsDocument)
 
 
 @pytest.mark.parametrize(
@@ -69,21 +139,21 @@ def test_an_older_schema_is_refused_with_a_clear_message(tmp_path: Path):
 )
 def test_an_interrupted_write_never_replaces_the_file(monkeypatch, tmp_path: Path, step, error):
     path = tmp_path / "results.json"
-    save({"runs": [1]}, path)
+    save(document(events=1), path)
 
     def fail(*args: object) -> None:
         raise error()
 
     monkeypatch.setattr(os, step, fail)
     with pytest.raises(error):
-        save({"runs": [1, 2]}, path)
+        save(document(events=2), path)
     monkeypatch.undo()
-    assert load(path)["runs"] == [1]
+    assert len(load(path).events) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
 def test_a_temporary_file_left_by_a_killed_writer_is_not_read(tmp_path: Path):
     path = tmp_path / "results.json"
-    save({"runs": [1]}, path)
+    save(document(events=1), path)
     (tmp_path / ".results-abc.tmp").write_text('{"schema_version": 1, "runs": [1, 2')  # cut off
-    assert load(tmp_path)["runs"] == [1]
+    assert len(load(tmp_path).events) == 1

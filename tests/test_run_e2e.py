@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serverbench.results.store import SCHEMA_VERSION
+from serverbench.results.store import SCHEMA_VERSION, load, save
 from tests.conftest import SERVERBENCH, processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -28,31 +28,36 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
     out = tmp_path / "results"
     done = run_cli("run", "--profile", "smoke", "--repeats", "1", "--out", str(out), *NO_DRAIN)
     assert done.returncode == 0, done.stderr
-    document = json.loads((out / "results.json").read_text())
-    assert document["status"] == "complete"
-    assert document["schema_version"] == SCHEMA_VERSION
-    environment = document["environment"]
-    assert environment["wrk_version"]
-    assert environment["cpu_count"] >= 1
-    assert environment["packages"]["gunicorn"]
-    assert document["cpu_split"]["server_cpus"] != document["cpu_split"]["client_cpus"]
-    assert document["references"]["app_cost"]["seed-flask"]["calls_per_sec"] > 0
-    runs = {run["stack"]: run for run in document["runs"]}
+    document = load(out)
+    assert document.status == "complete"
+    assert json.loads((out / "results.json").read_text())["schema_version"] == SCHEMA_VERSION
+    environment = document.environment
+    assert environment.wrk_version
+    assert environment.cpu_count >= 1
+    assert environment.packages["gunicorn"]
+    assert document.cpu_split.server_cpus != document.cpu_split.client_cpus
+    assert document.references.app_cost["seed-flask"].calls_per_sec > 0
+    runs = {run.stack: run for run in document.runs}
     assert set(runs) == {"gunicorn", "uvicorn", "bjoern", "nginx-static"}
-    assert runs["nginx-static"]["role"] == "reference"
+    assert runs["nginx-static"].role == "reference"
     for stack, run in runs.items():
-        assert run["status"] == "ok", (stack, run["failure"])
-        wrk = run["wrk"]
-        assert wrk["requests"] > 0
-        assert wrk["histogram_hdr"]
-        assert set(wrk["latency_percentiles_us"]) >= {"50", "90", "99", "99.9"}
-        assert run["derived"]["requests_per_sec"] > 0
-        assert run["derived"]["good_responses"] <= wrk["requests"]
-        assert run["commands"]
-        assert run["wrk_argv"][:3] == ["taskset", "-c", run["cpus"]["client"]]
-        assert run["usage"]["client"]["components"][0]["name"] == "wrk"
-    assert "a2wsgi" in runs["uvicorn"]["notes"][0]
-    assert runs["gunicorn"]["settings"]["workers"] >= 1
+        assert run.status == "ok", (stack, run.failure)
+        measured = run.measurement
+        assert measured is not None
+        assert run.wrk is not None
+        assert run.cpus is not None
+        assert (measured.engine, measured.loop) == ("wrk", "closed")
+        assert measured.requests > 0
+        assert measured.latency_histogram_hdr
+        assert set(measured.latency_percentiles_us) >= {"50", "90", "99", "99.9"}
+        assert measured.requests_per_sec > 0
+        assert measured.good_responses <= measured.requests
+        assert run.commands
+        assert run.load_argv[:3] == ("taskset", "-c", run.cpus.client)
+        assert run.usage is not None
+        assert run.usage.client.components[0].name == "wrk"
+    assert "a2wsgi" in runs["uvicorn"].notes[0]
+    assert int(runs["gunicorn"].settings["workers"]) >= 1
     assert "gunicorn" in done.stdout
     assert "results:" in done.stdout
     assert not processes_mentioning(str(out))
@@ -81,7 +86,7 @@ def test_a_stack_that_dies_at_start_is_recorded_failed_and_the_others_still_run(
     assert runs["gunicorn"]["status"] == "failed"
     assert runs["gunicorn"]["failure"]["kind"] == "start"
     assert "no gunicorn for me" in runs["gunicorn"]["failure"]["message"]
-    assert "wrk" not in runs["gunicorn"]
+    assert runs["gunicorn"]["measurement"] is None
     assert runs["bjoern"]["status"] == "ok"
     assert "FAILED" in done.stdout
     assert not processes_mentioning(str(out))
@@ -140,7 +145,9 @@ def test_interrupted_run_keeps_its_results_leaves_nothing_and_resumes(tmp_path: 
 def test_resume_of_a_complete_run_is_refused(tmp_path: Path):
     out = tmp_path / "results"
     out.mkdir()
-    (out / "results.json").write_text(json.dumps({"schema_version": 1, "status": "complete"}))
+    complete = load(Path(__file__).parent / "data" / "results" / "smoke-3stacks.json")
+    assert complete.status == "complete"
+    save(complete, out / "results.json")
     done = run_cli("run", "--resume", str(out))
     assert done.returncode == 1
     assert done.stderr.startswith("error: ")

@@ -5,17 +5,19 @@ from pathlib import Path
 from serverbench.apps.registry import BUILTIN_APPS, UserAppOptions, resolve_app
 from serverbench.cli import build_parser
 from serverbench.commands.run import new_run_plan
-from serverbench.load.wrk import WrkMeasurement, parse
+from serverbench.load.wrk import parse
+from serverbench.load.wrk_engine import measurement_from_wrk
 from serverbench.observe.host_limits import CpuSplit
-from serverbench.plan.profiles import PROFILES
-from serverbench.run.runner import (
+from serverbench.plan.model import (
     REFERENCE_STACK,
     RunPlan,
     not_applicable,
     plan_jobs,
     reference_app,
-    why_no_good_response,
 )
+from serverbench.plan.profiles import PROFILES
+from serverbench.results.model import Measurement
+from serverbench.run.verdicts import why_no_good_response
 
 
 def make_plan(**changes: object) -> RunPlan:
@@ -81,12 +83,13 @@ def test_a_stack_that_cannot_serve_the_apps_interface_is_not_planned_but_listed(
         ("uvicorn", "seed-fastapi"),
     }
     (skipped,) = not_applicable(plan)
-    assert (skipped["stack"], skipped["app"]) == ("gunicorn", "seed-fastapi")
-    assert "WSGI apps only" in skipped["reason"]
+    assert (skipped.stack, skipped.app) == ("gunicorn", "seed-fastapi")
+    assert "WSGI apps only" in skipped.reason
 
 
-def _captured(name: str) -> WrkMeasurement:
-    return parse(json.loads((Path(__file__).parent / "data" / "wrk" / name).read_text()))
+def _captured(name: str) -> Measurement:
+    wrk = parse(json.loads((Path(__file__).parent / "data" / "wrk" / name).read_text()))
+    return measurement_from_wrk(wrk, connections=20)
 
 
 def test_why_no_good_response_says_what_the_load_got_instead():

@@ -14,11 +14,12 @@ import pytest
 from serverbench.apps.registry import ExpectedResponse
 from serverbench.errors import UsageError
 from serverbench.observe.host_limits import plan_cpu_split
+from serverbench.plan.model import RunPlan, plan_jobs
 from serverbench.plan.profiles import PROFILES
 from serverbench.plan.resume import resume_plan
 from serverbench.results.store import load, save
 from serverbench.run.host import LOCAL
-from serverbench.run.runner import RunPlan, new_document, plan_jobs
+from serverbench.run.records import new_document
 from serverbench.run.url_target import is_loopback_host, parse_target_url, target_app
 from tests.conftest import SERVERBENCH
 
@@ -82,24 +83,26 @@ def test_a_url_is_verified_loaded_recorded_and_resumable(users_server: str, tmp_
     done = run_cli("run", *QUICK, "--url", url, "--expect-json", expect, "--out", str(out))
     assert done.returncode == 0, done.stderr
     document = load(out)
-    assert document["plan"]["url"] == url
-    assert document["stacks"]["url"]["url"] == url
-    assert document["apps"][url]["interface"] == "http"
-    assert document["references"]["app_cost"] == {}
-    [run] = document["runs"]  # no nginx-static ceiling unless asked
-    assert (run["stack"], run["role"], run["url"], run["status"]) == ("url", "external", url, "ok")
-    assert run["derived"]["good_responses"] > 0
-    assert run["commands"] == {}
-    assert run["usage"]["server"]["components"] == []  # only wrk is watched
-    assert run["wrk_argv"][-1] == url
+    assert document.plan.url == url
+    assert document.stacks["url"].url == url
+    assert document.apps[url].interface == "http"
+    assert document.references.app_cost == {}
+    [run] = document.runs  # no nginx-static ceiling unless asked
+    assert (run.stack, run.role, run.url, run.status) == ("url", "external", url, "ok")
+    assert run.measurement is not None
+    assert run.measurement.good_responses > 0
+    assert run.commands == {}
+    assert run.usage is not None
+    assert run.usage.server.components == ()
+    assert run.load_argv[-1] == url
     assert url in done.stdout
 
-    document["status"], document["runs"] = "interrupted", []
+    document.status, document.runs = "interrupted", []
     save(document, out / "results.json")
     resumed = run_cli("run", "--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
-    [again] = load(out)["runs"]
-    assert (again["url"], again["status"]) == (url, "ok")
+    [again] = load(out).runs
+    assert (again.url, again.status) == (url, "ok")
 
 
 @pytest.mark.integration

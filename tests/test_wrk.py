@@ -18,17 +18,13 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from serverbench.errors import LoadGeneratorError, ResultsError, UsageError
+from serverbench.load.histogram import merge_histograms, percentiles_from_hdr
 from serverbench.load.wrk import (
     PERCENTILE_KEYS,
-    WrkMeasurement,
     WrkSettings,
     build_argv,
     lua_script_path,
-    measurement_from_dict,
-    measurement_to_dict,
-    merge_histograms,
     parse,
-    percentiles_from_hdr,
     script_env,
 )
 
@@ -269,32 +265,3 @@ def test_bad_blob_raises_results_error(blob: str) -> None:
         merge_histograms([blob])
     with pytest.raises(ResultsError):
         percentiles_from_hdr(blob, [50])
-
-
-# ---------------------------------------------------------------------------- results.json
-
-
-@pytest.mark.parametrize("name", DOC_NAMES)
-def test_round_trip_through_json(name: str) -> None:
-    m = parse(load(name))
-    back = measurement_from_dict(json.loads(json.dumps(measurement_to_dict(m))))
-    assert isinstance(back, WrkMeasurement)
-    assert back == m
-
-
-@pytest.mark.parametrize(
-    ("path", "value"),
-    [
-        ("requests", KeyError),
-        ("duration_s", None),
-        ("socket_errors.read", 1.5),
-        ("histogram_hdr", 5),
-        ("histogram_exact", "yes"),
-        ("latency_percentiles_us.50", None),
-        ("thread_rps", []),
-    ],
-)
-def test_malformed_results_raise(path: str, value: object) -> None:
-    d = measurement_to_dict(parse(load("normal")))
-    with pytest.raises(ResultsError, match="malformed wrk measurement"):
-        measurement_from_dict(_set(d, path, value))

@@ -18,12 +18,12 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from serverbench.errors import LoadGeneratorError
+from serverbench.load.histogram import percentiles_from_hdr
 from serverbench.load.wrk import (
     WrkSettings,
     build_argv,
     lua_script_path,
     parse,
-    percentiles_from_hdr,
     script_env,
 )
 from serverbench.load.wrk_process import run_wrk

@@ -43,6 +43,7 @@ class App:
     expected: ExpectedResponse
     search_path: str | None = None  # prepended to PYTHONPATH of every server process
     builtin: bool = False
+    workload: str | None = None  # apps doing the same work in another style share it
 
     def path_for(self, msisdn: str) -> str:
         return self.path_template.replace("{msisdn}", msisdn)
@@ -82,6 +83,7 @@ BUILTIN_APPS: dict[str, App] = {
         path_template=SEED_PATH,
         expected=_SEED_EXPECTED,
         builtin=True,
+        workload="seed",
     ),
     "seed-fastapi": App(
         name="seed-fastapi",
@@ -90,6 +92,7 @@ BUILTIN_APPS: dict[str, App] = {
         path_template=SEED_PATH,
         expected=_SEED_EXPECTED,
         builtin=True,
+        workload="seed",
     ),
 }
 DEFAULT_APP = "seed-flask"
@@ -163,40 +166,4 @@ def resolve_app(spec: str, options: UserAppOptions | None = None) -> App:
             status=options.expect_status, json_body=json_body, body_regex=options.expect_regex
         ),
         search_path=str(Path(app_dir).resolve()) if app_dir else str(Path.cwd()),
-    )
-
-
-def app_to_dict(app: App) -> dict[str, Any]:
-    return {
-        "name": app.name,
-        "import_string": app.import_string,
-        "interface": app.interface,
-        "path_template": app.path_template,
-        "load_path": app.load_path,
-        "builtin": app.builtin,
-        "search_path": app.search_path,
-        "expected": {
-            "status": app.expected.status,
-            "json_body": app.expected.json_body,
-            "body_regex": app.expected.body_regex,
-            "json_content_type": app.expected.json_content_type,
-        },
-    }
-
-
-def app_from_dict(data: dict[str, Any]) -> App:
-    expected = data.get("expected", {})
-    return App(
-        name=data["name"],
-        import_string=data["import_string"],
-        interface=data["interface"],
-        path_template=data["path_template"],
-        builtin=bool(data.get("builtin", False)),
-        search_path=data.get("search_path"),
-        expected=ExpectedResponse(
-            status=int(expected.get("status", 200)),
-            json_body=expected.get("json_body"),
-            body_regex=expected.get("body_regex"),
-            json_content_type=bool(expected.get("json_content_type", False)),
-        ),
     )

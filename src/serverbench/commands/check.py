@@ -19,6 +19,7 @@ from serverbench.plan.selection import parse_overrides, prepare_app, select_stac
 from serverbench.report.textable import render_table
 from serverbench.run.lifecycle import running_stack, stack_context
 from serverbench.stacks import STACKS
+from serverbench.stacks.base import interface_mismatch
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,15 +45,9 @@ def run(args: argparse.Namespace) -> int:
                     server_cpu_count=len(split.server_cpus),
                     overrides=overrides[stack.name],
                 )
-                if app.interface not in stack.interfaces:
-                    rows.append(
-                        [
-                            stack.name,
-                            app.name,
-                            "skip",
-                            f"serves {'/'.join(sorted(stack.interfaces))} only",
-                        ]
-                    )
+                mismatch = interface_mismatch(stack, app)
+                if mismatch is not None:
+                    rows.append([stack.name, app.name, "skip", mismatch])
                     continue
                 print(f"checking {stack.name} with {app.name} ...", flush=True)
                 try:

@@ -18,7 +18,9 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.errors import StackUnavailable, UsageError, VerificationError
+from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
+from serverbench.plan.model import RECOVERY_S, REFERENCE_STACK, TIME_WAIT_THRESHOLD, RunPlan
 from serverbench.plan.profiles import (
     DEFAULT_REPEATS,
     ProfileOverrides,
@@ -30,15 +32,8 @@ from serverbench.plan.selection import parse_overrides, prepare_app, select_stac
 from serverbench.report import write_reports
 from serverbench.report.console import fault_lines, summary_table
 from serverbench.results.store import RESULTS_NAME
-from serverbench.run.runner import (
-    RECOVERY_S,
-    REFERENCE_STACK,
-    TIME_WAIT_THRESHOLD,
-    Runner,
-    RunPlan,
-    check_wrk_available,
-    new_document,
-)
+from serverbench.run.records import new_document
+from serverbench.run.runner import Runner
 from serverbench.run.url_target import TargetUrl, parse_target_url, target_app
 from serverbench.run.verify import verify
 from serverbench.stacks.base import Stack
@@ -105,7 +100,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # everything that can refuse the run is checked before anything is started or measured
-    check_wrk_available()
+    WrkEngine().check_available()
     if args.resume:
         plan, document = resume_plan(Path(args.resume))
         for profile in plan.profiles:
@@ -115,12 +110,12 @@ def run(args: argparse.Namespace) -> int:
         document = new_document(plan, ["serverbench", *sys.argv[1:]])
     if plan.url is not None:
         _check_url_answers(plan)
-    for warning in document["host_warnings"]:
+    for warning in document.host_warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    reference = document["stacks"].get(REFERENCE_STACK)
-    if reference and reference["unavailable"]:
+    reference = document.stacks.get(REFERENCE_STACK)
+    if reference and reference.unavailable:
         print(
-            f"warning: the {REFERENCE_STACK} ceiling is skipped: {reference['unavailable']}",
+            f"warning: the {REFERENCE_STACK} ceiling is skipped: {reference.unavailable}",
             file=sys.stderr,
         )
     if plan.split.shared:

@@ -15,24 +15,17 @@ Counting semantics of wrk 4.x that the fields below follow:
 
 from __future__ import annotations
 
-import binascii
 import itertools
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
-from hdrh.histogram import HdrHistogram
-
-from serverbench.errors import LoadGeneratorError, ResultsError, ServerbenchError, UsageError
+from serverbench.errors import LoadGeneratorError, ServerbenchError, UsageError
+from serverbench.load.histogram import HDR_HIGHEST_US, HDR_LOWEST_US, encoded, new_histogram
 
 PERCENTILE_KEYS = ("50", "75", "90", "99", "99.9", "99.99")
-HDR_LOWEST_US = 1
-HDR_HIGHEST_US = 60_000_000
-HDR_SIGNIFICANT_DIGITS = 3
 MAX_TIMEOUT_S = HDR_HIGHEST_US // 1_000_000
 
 OUT_ENV = "SERVERBENCH_WRK_JSON"
@@ -41,16 +34,6 @@ DOC_FORMAT = 1
 # Reconstructing a histogram from a percentile grid: at most this many distinct values per gap
 # between two grid points, which keeps the work bounded whatever the sample count.
 _GRID_FILL_STEPS = 64
-_HDR_ERRORS = (
-    binascii.Error,
-    ValueError,
-    TypeError,
-    IndexError,
-    zlib.error,
-    HdrCookieException,
-    HdrLengthException,
-    HdrHistogramSettingsException,
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +119,24 @@ class WrkMeasurement:
     @property
     def transfer_bytes_per_sec(self) -> float:
         return self.bytes_read / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def details(self) -> WrkDetails:
+        return WrkDetails(
+            latency_us=self.latency_us,
+            thread_rps=self.thread_rps,
+            latency_samples=self.latency_samples,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrkDetails:
+    """What only wrk knows, kept with a run beside its engine-neutral measurement: the figures
+    of wrk's own text output that a report shows in wrk's layout."""
+
+    latency_us: Spread  # mean, stdev, max, min, within one stdev (closed-loop, CO-corrected)
+    thread_rps: Spread  # per-thread req/s sampled every 100 ms
+    latency_samples: int  # exceeds requests when wrk's correction added samples
 
 
 # ---------------------------------------------------------------------------- command line
@@ -282,11 +283,6 @@ _DOC = _Reader(
     "this wrk is not the 4.x serverbench expects, or the script output was cut short; "
     "check `wrk -v` and the run's .wrk.log",
 )
-_RESULTS = _Reader(
-    ResultsError,
-    "malformed wrk measurement in the results",
-    "the results file is damaged or from another serverbench version; re-run the benchmark",
-)
 
 
 def parse(doc: Mapping[str, object]) -> WrkMeasurement:
@@ -379,141 +375,12 @@ def _within_stdev_pct(pairs: Sequence[tuple[int, int]], mean: float, stdev: floa
     return 100.0 * within / total if total else 0.0
 
 
-def _new_hdr() -> HdrHistogram:
-    return HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_SIGNIFICANT_DIGITS)
-
-
 def _hdr_from_pairs(pairs: Sequence[tuple[int, int]]) -> str:
-    hist = _new_hdr()
+    hist = new_histogram()
     for value, count in pairs:
         if count and not hist.record_value(max(HDR_LOWEST_US, value), count):
             raise LoadGeneratorError(
                 f"wrk latency {value} us is beyond the histogram's {HDR_HIGHEST_US} us; "
                 f"keep the wrk timeout at or below {MAX_TIMEOUT_S} s"
             )
-    return _encoded(hist)
-
-
-def _encoded(hist: HdrHistogram) -> str:
-    blob = hist.encode()
-    return blob.decode("ascii") if isinstance(blob, bytes) else str(blob)
-
-
-def _decode(blob: str) -> HdrHistogram:
-    try:
-        return HdrHistogram.decode(blob)
-    except _HDR_ERRORS as exc:
-        raise ResultsError(
-            f"a latency histogram does not decode ({exc or type(exc).__name__}); "
-            "the results file is damaged; re-run the benchmark"
-        ) from exc
-
-
-def merge_histograms(blobs: Sequence[str]) -> str | None:
-    """The exact sum of several encoded histograms (e.g. repeats); None when given none."""
-    if not blobs:
-        return None
-    merged = _decode(blobs[0])
-    for blob in blobs[1:]:
-        try:
-            merged.add(_decode(blob))
-        except IndexError as exc:
-            raise ResultsError(
-                f"latency histograms of different ranges cannot be merged ({exc}); "
-                "re-run the benchmark with one serverbench version"
-            ) from exc
-    return _encoded(merged)
-
-
-def percentile_key(percentile: float) -> str:
-    """The dict key for a percentile: 50 -> "50", 99.9 -> "99.9"."""
-    return format(percentile, "g")
-
-
-def percentiles_from_hdr(blob: str, percentiles: Sequence[float]) -> dict[str, float]:
-    """Percentiles (keys by `percentile_key`) of an encoded histogram; empty when it is empty.
-    Values are the highest value equivalent to the bucket: within 0.1 % (3 digits)."""
-    hist = _decode(blob)
-    if hist.get_total_count() == 0:
-        return {}
-    out: dict[str, float] = {}
-    for p in percentiles:
-        if not 0 <= p <= 100:
-            raise ValueError(f"percentile {p} is outside [0, 100]")
-        out[percentile_key(p)] = float(hist.get_value_at_percentile(p))
-    return out
-
-
-# ---------------------------------------------------------------------------- results.json
-
-
-def _spread_dict(s: Spread) -> dict[str, float | None]:
-    return {
-        "mean": s.mean,
-        "stdev": s.stdev,
-        "max": s.max,
-        "min": s.min,
-        "within_stdev_pct": s.within_stdev_pct,
-    }
-
-
-def measurement_to_dict(m: WrkMeasurement) -> dict[str, object]:
-    """A JSON-ready dict; `measurement_from_dict` reads it back to an equal measurement."""
-    return {
-        "duration_s": m.duration_s,
-        "requests": m.requests,
-        "bytes_read": m.bytes_read,
-        "socket_errors": {
-            "connect": m.socket_errors.connect,
-            "read": m.socket_errors.read,
-            "write": m.socket_errors.write,
-            "timeout": m.socket_errors.timeout,
-        },
-        "non_2xx_3xx": m.non_2xx_3xx,
-        "latency_us": _spread_dict(m.latency_us),
-        "latency_percentiles_us": dict(m.latency_percentiles_us),
-        "thread_rps": _spread_dict(m.thread_rps),
-        "histogram_hdr": m.histogram_hdr,
-        "histogram_exact": m.histogram_exact,
-        "latency_samples": m.latency_samples,
-    }
-
-
-def measurement_from_dict(d: Mapping[str, object]) -> WrkMeasurement:
-    """Inverse of `measurement_to_dict`; raises ResultsError on a malformed dict."""
-    r = _RESULTS
-    duration = r.number(d, "duration_s", "")
-    if duration is None:
-        raise r.fail("duration_s", "is missing")
-    errors = r.mapping(d, "socket_errors", "")
-    raw_pcts = r.mapping(d, "latency_percentiles_us", "")
-    percentiles: dict[str, float] = {}
-    for key in raw_pcts:
-        value = r.number(raw_pcts, key, "latency_percentiles_us.")
-        if value is None:
-            raise r.fail(f"latency_percentiles_us.{key}", "is null")
-        percentiles[key] = value
-    hdr = d.get("histogram_hdr")
-    if hdr is not None and not isinstance(hdr, str):
-        raise r.fail("histogram_hdr", "is not a string")
-    exact = d.get("histogram_exact")
-    if not isinstance(exact, bool):
-        raise r.fail("histogram_exact", "is not a boolean")
-    return WrkMeasurement(
-        duration_s=duration,
-        requests=r.count(d, "requests", ""),
-        bytes_read=r.count(d, "bytes_read", ""),
-        socket_errors=SocketErrors(
-            connect=r.count(errors, "connect", "socket_errors."),
-            read=r.count(errors, "read", "socket_errors."),
-            write=r.count(errors, "write", "socket_errors."),
-            timeout=r.count(errors, "timeout", "socket_errors."),
-        ),
-        non_2xx_3xx=r.count(d, "non_2xx_3xx", ""),
-        latency_us=r.spread(d, "latency_us", ""),
-        latency_percentiles_us=percentiles,
-        thread_rps=r.spread(d, "thread_rps", ""),
-        histogram_hdr=hdr,
-        histogram_exact=exact,
-        latency_samples=r.count(d, "latency_samples", ""),
-    )
+    return encoded(hist)

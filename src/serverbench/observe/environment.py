@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -24,7 +23,6 @@ from pathlib import Path
 import psutil
 
 from serverbench import __version__
-from serverbench.errors import ResultsError
 from serverbench.observe.host_limits import read_sysctls
 
 # Distribution names as published; the key recorded is the first spelling, lower-case.
@@ -199,85 +197,3 @@ def wrk_version(wrk: str = "wrk") -> str | None:
 def nginx_version(nginx: str = "nginx") -> str | None:
     output = _tool_output(nginx, "-v")
     return None if output is None else parse_nginx_version(output)
-
-
-def environment_to_dict(env: Environment) -> dict[str, object]:
-    return {
-        "hostname": env.hostname,
-        "cpu_model": env.cpu_model,
-        "cpu_count": env.cpu_count,
-        "memory_bytes": env.memory_bytes,
-        "kernel": env.kernel,
-        "os_release": env.os_release,
-        "python_version": env.python_version,
-        "python_executable": env.python_executable,
-        "serverbench_version": env.serverbench_version,
-        "wrk_version": env.wrk_version,
-        "nginx_version": env.nginx_version,
-        "packages": dict(env.packages),
-        "cpu_governor": env.cpu_governor,
-        "sysctls": dict(env.sysctls),
-        "nofile_soft": env.nofile_soft,
-        "nofile_hard": env.nofile_hard,
-        "started_at": env.started_at,
-    }
-
-
-def _bad(key: str, value: object, expected: str) -> ResultsError:
-    return ResultsError(
-        f"environment field {key!r} is {value!r}, not {expected}; "
-        f"the results file is damaged or from an incompatible tool: re-run the benchmark"
-    )
-
-
-def _str(d: Mapping[str, object], key: str) -> str:
-    value = d.get(key, "")
-    if not isinstance(value, str):
-        raise _bad(key, value, "a string")
-    return value
-
-
-def _opt_str(d: Mapping[str, object], key: str) -> str | None:
-    value = d.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(key, value, "a string or null")
-    return value
-
-
-def _int(d: Mapping[str, object], key: str) -> int:
-    value = d.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _bad(key, value, "an integer")
-    return value
-
-
-def _str_map(d: Mapping[str, object], key: str) -> dict[str, str]:
-    value = d.get(key, {})
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise _bad(key, value, "a mapping of strings")
-    return dict(value)
-
-
-def environment_from_dict(d: Mapping[str, object]) -> Environment:
-    """Rebuild an Environment; keys missing from older results files take empty defaults."""
-    return Environment(
-        hostname=_str(d, "hostname"),
-        cpu_model=_str(d, "cpu_model"),
-        cpu_count=_int(d, "cpu_count"),
-        memory_bytes=_int(d, "memory_bytes"),
-        kernel=_str(d, "kernel"),
-        os_release=_str(d, "os_release"),
-        python_version=_str(d, "python_version"),
-        python_executable=_str(d, "python_executable"),
-        serverbench_version=_str(d, "serverbench_version"),
-        wrk_version=_opt_str(d, "wrk_version"),
-        nginx_version=_opt_str(d, "nginx_version"),
-        packages=_str_map(d, "packages"),
-        cpu_governor=_opt_str(d, "cpu_governor"),
-        sysctls=_str_map(d, "sysctls"),
-        nofile_soft=_int(d, "nofile_soft"),
-        nofile_hard=_int(d, "nofile_hard"),
-        started_at=_str(d, "started_at"),
-    )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from serverbench.errors import ResultsError, UsageError
+from serverbench.errors import UsageError
 
 # Beyond the sockets themselves a process needs descriptors for its own files, pipes, logs and
 # the libraries it opens; wrk and the servers both inherit our limit.
@@ -287,33 +287,4 @@ def plan_cpu_split(
     elif client is None:
         client = tuple(cpu for cpu in avail if cpu not in server) or server
     shared = bool(set(server) & set(client))
-    return CpuSplit(server_cpus=server, client_cpus=client, shared=shared)
-
-
-def cpu_split_to_dict(split: CpuSplit) -> dict[str, object]:
-    return {
-        "server_cpus": list(split.server_cpus),
-        "client_cpus": list(split.client_cpus),
-        "shared": split.shared,
-    }
-
-
-def _int_tuple(d: Mapping[str, object], key: str) -> tuple[int, ...]:
-    value = d.get(key, [])
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        raise ResultsError(
-            f"cpu split field {key!r} is {value!r}, not a list of CPU numbers; "
-            f"the results file is damaged: re-run the benchmark"
-        )
-    return tuple(value)
-
-
-def cpu_split_from_dict(d: Mapping[str, object]) -> CpuSplit:
-    server = _int_tuple(d, "server_cpus")
-    client = _int_tuple(d, "client_cpus")
-    shared = d.get("shared")
-    if not isinstance(shared, bool):
-        shared = bool(set(server) & set(client))
     return CpuSplit(server_cpus=server, client_cpus=client, shared=shared)

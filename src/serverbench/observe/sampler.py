@@ -39,7 +39,6 @@ from types import TracebackType
 
 import psutil
 
-from serverbench.errors import ResultsError
 from serverbench.observe.host_limits import PROC_NET_TCP_FILES, TCP_ESTABLISHED
 
 # Identity of a process that survives pid reuse: (pid, start time in clock ticks since boot).
@@ -385,80 +384,3 @@ class Monitor:
             components=tuple(components),
             sampler_cpu_s=self._sampler_cpu_s,
         )
-
-
-def usage_to_dict(usage: Usage) -> dict[str, object]:
-    return {
-        "window_s": usage.window_s,
-        "interval_s": usage.interval_s,
-        "samples": usage.samples,
-        "sampler_cpu_s": usage.sampler_cpu_s,
-        "components": [
-            {
-                "name": c.name,
-                "processes_max": c.processes_max,
-                "cpu_seconds": c.cpu_seconds,
-                "cpu_percent_mean": c.cpu_percent_mean,
-                "cpu_percent_max": c.cpu_percent_max,
-                "rss_peak_bytes": c.rss_peak_bytes,
-                "rss_mean_bytes": c.rss_mean_bytes,
-                "threads_max": c.threads_max,
-                "connections_max": c.connections_max,
-            }
-            for c in usage.components
-        ],
-    }
-
-
-def _bad(key: str, value: object, expected: str) -> ResultsError:
-    return ResultsError(
-        f"usage field {key!r} is {value!r}, not {expected}; "
-        f"the results file is damaged or from an incompatible tool: re-run the benchmark"
-    )
-
-
-def _num(d: Mapping[str, object], key: str) -> float:
-    value = d.get(key, 0.0)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _bad(key, value, "a number")
-    return float(value)
-
-
-def _int(d: Mapping[str, object], key: str) -> int:
-    value = d.get(key, 0)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _bad(key, value, "an integer")
-    return value
-
-
-def _component_from_dict(d: object) -> ComponentUsage:
-    if not isinstance(d, dict):
-        raise _bad("components[]", d, "a mapping")
-    name = d.get("name", "")
-    if not isinstance(name, str):
-        raise _bad("name", name, "a string")
-    return ComponentUsage(
-        name=name,
-        processes_max=_int(d, "processes_max"),
-        cpu_seconds=_num(d, "cpu_seconds"),
-        cpu_percent_mean=_num(d, "cpu_percent_mean"),
-        cpu_percent_max=_num(d, "cpu_percent_max"),
-        rss_peak_bytes=_int(d, "rss_peak_bytes"),
-        rss_mean_bytes=_int(d, "rss_mean_bytes"),
-        threads_max=_int(d, "threads_max"),
-        connections_max=_int(d, "connections_max"),
-    )
-
-
-def usage_from_dict(d: Mapping[str, object]) -> Usage:
-    """Rebuild a Usage; keys missing from older results files take zero defaults."""
-    components = d.get("components", [])
-    if not isinstance(components, list):
-        raise _bad("components", components, "a list")
-    return Usage(
-        window_s=_num(d, "window_s"),
-        interval_s=_num(d, "interval_s"),
-        samples=_int(d, "samples"),
-        components=tuple(_component_from_dict(c) for c in components),
-        sampler_cpu_s=_num(d, "sampler_cpu_s"),
-    )

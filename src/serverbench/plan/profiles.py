@@ -170,11 +170,3 @@ def select_profiles(
         changes = {k: v for k, v in asdict(overrides).items() if v is not None}
         profiles.append(validate(replace(known[name], **changes)))
     return profiles
-
-
-def profile_to_dict(profile: Profile) -> dict[str, Any]:
-    return asdict(profile)
-
-
-def profile_from_dict(data: Mapping[str, Any]) -> Profile:
-    return Profile(**{k: v for k, v in data.items() if k in Profile.__dataclass_fields__})

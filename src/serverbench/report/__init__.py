@@ -11,12 +11,12 @@ from pathlib import Path
 from serverbench.errors import UsageError
 from serverbench.report.html import render_html
 from serverbench.report.markdown import render_markdown
-from serverbench.results.store import Document
+from serverbench.results.model import ResultsDocument
 
 FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
 
 
-def render(document: Document, fmt: str) -> str:
+def render(document: ResultsDocument, fmt: str) -> str:
     try:
         _, renderer = FORMATS[fmt]
     except KeyError:
@@ -26,7 +26,7 @@ def render(document: Document, fmt: str) -> str:
     return renderer(document)
 
 
-def write_report(document: Document, fmt: str, path: Path) -> Path:
+def write_report(document: ResultsDocument, fmt: str, path: Path) -> Path:
     text = render(document, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -34,7 +34,7 @@ def write_report(document: Document, fmt: str, path: Path) -> Path:
 
 
 def write_reports(
-    document: Document, out_dir: Path, formats: tuple[str, ...] = ("md", "html")
+    document: ResultsDocument, out_dir: Path, formats: tuple[str, ...] = ("md", "html")
 ) -> list[Path]:
     """Render each format into out_dir; return the paths written."""
     return [write_report(document, fmt, out_dir / FORMATS[fmt][0]) for fmt in formats]

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from serverbench.report.console import format_rate, format_us
+from serverbench.report.numbers import format_us, rate_text
 from serverbench.report.textable import render_table
 from serverbench.results.aggregate import Cell, cells
+from serverbench.results.model import ResultsDocument
 from serverbench.results.stats import separated
-from serverbench.results.store import Document
+
+PROFILE_FIELDS = ("threads", "connections", "duration_s", "warmup_s", "timeout_s")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,22 +71,22 @@ class Comparison:
         ]
 
 
-def _profile_differences(a: Document, b: Document) -> list[str]:
-    before = {p["name"]: p for p in a.get("plan", {}).get("profiles", [])}
-    after = {p["name"]: p for p in b.get("plan", {}).get("profiles", [])}
+def _profile_differences(a: ResultsDocument, b: ResultsDocument) -> list[str]:
+    before = {p.name: p for p in a.plan.profiles}
+    after = {p.name: p for p in b.plan.profiles}
     found = []
     for name in sorted(before.keys() & after.keys()):
-        changed = [
-            f"{field} {before[name].get(field)} -> {after[name].get(field)}"
-            for field in ("threads", "connections", "duration_s", "warmup_s", "timeout_s")
-            if before[name].get(field) != after[name].get(field)
+        pairs = [
+            (field, getattr(before[name], field), getattr(after[name], field))
+            for field in PROFILE_FIELDS
         ]
+        changed = [f"{field} {old} -> {new}" for field, old, new in pairs if old != new]
         if changed:
             found.append(f"profile {name} differs: {', '.join(changed)}")
     return found
 
 
-def compare(a: Document, b: Document) -> Comparison:
+def compare(a: ResultsDocument, b: ResultsDocument) -> Comparison:
     before = {c.key: c for c in cells(a)}
     after = {c.key: c for c in cells(b)}
     return Comparison(
@@ -93,13 +95,6 @@ def compare(a: Document, b: Document) -> Comparison:
         only_in_b=tuple(c for k, c in after.items() if k not in before),
         profile_differences=tuple(_profile_differences(a, b)),
     )
-
-
-def _rate(cell: Cell) -> str:
-    s = cell.requests_per_sec
-    if s is None:
-        return cell.status.upper()
-    return f"{format_rate(s.median)} [{format_rate(s.minimum)}-{format_rate(s.maximum)}]"
 
 
 def _change(value: float | None) -> str:
@@ -122,8 +117,8 @@ def render_comparison(comparison: Comparison, a_name: str, b_name: str) -> str:
         rows.append(
             [
                 f"{d.a.stack}/{d.a.app}/{d.a.profile}",
-                _rate(d.a),
-                _rate(d.b),
+                rate_text(d.a, always=True),
+                rate_text(d.b, always=True),
                 _change(d.rps_change_pct),
                 {True: "yes", False: "no", None: "? (1 repeat)"}[d.beyond_spread],
                 f"{format_us(p50a)} -> {format_us(p50b)}",

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 
-from serverbench.report.console import format_rate, format_us
 from serverbench.report.content import (
     Block,
     Bullets,
@@ -25,8 +24,9 @@ from serverbench.report.content import (
     Table,
     build,
 )
+from serverbench.report.numbers import format_us, median_range
 from serverbench.results.aggregate import Cell, throughput_order
-from serverbench.results.store import Document
+from serverbench.results.model import ResultsDocument
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 REFERENCE_COLOUR = "#8a8a8a"
@@ -150,9 +150,7 @@ def throughput_bar(cell: Cell, y: int, top: float, colour: str) -> str:
     x_min = LABEL_W + min(s.minimum * scale, PLOT_W)
     x_max = LABEL_W + min(s.maximum * scale, PLOT_W)
     mid = y + BAR_H / 2
-    value = format_rate(s.median) + (
-        f" [{format_rate(s.minimum)}-{format_rate(s.maximum)}]" if s.count > 1 else ""
-    )
+    value = median_range(s)
     if clipped:
         value += " (off scale)"
     # A clipped bar carries its value inside, in white; any other bar has it to its right.
@@ -188,15 +186,15 @@ def throughput_chart(title: str, items: Sequence[Cell]) -> str:
 
 
 def _error_counts(cell: Cell) -> list[tuple[str, int, str]]:
-    counts = dict(cell.socket_errors)
-    counts["non-2xx/3xx"] = cell.non_2xx_3xx
-    return [(kind, counts.get(kind, 0), colour) for kind, colour in ERROR_KINDS]
+    counts = cell.errors.by_kind()
+    counts["non-2xx/3xx"] = counts.pop("status")
+    return [(kind, counts[kind], colour) for kind, colour in ERROR_KINDS]
 
 
 def errors_bar(cell: Cell, y: int, top: float) -> str:
     if not cell.ok_runs:
         return _missing(cell, y)
-    attempts = cell.good_responses + cell.errors
+    attempts = cell.good_responses + cell.error_count
     scale = PLOT_W / top
     x = float(LABEL_W)
     rects = []
@@ -319,13 +317,23 @@ def latency_chart(title: str, items: Sequence[Cell]) -> str:
     return "".join(figures) or "<p>No latency histogram was recorded.</p>"
 
 
+def _loops(items: Sequence[Cell]) -> str:
+    """How the charted latencies were measured: "closed-loop", "open-loop", or both."""
+    loops = {
+        c.median_run.measurement.loop
+        for c in items
+        if c.median_run is not None and c.median_run.measurement is not None
+    }
+    return " and ".join(f"{loop}-loop" for loop in sorted(loops)) or "closed-loop"
+
+
 def render_chart(chart: Chart) -> str:
     if chart.kind == "throughput":
         body = throughput_chart(chart.title, chart.cells)
         note = "good responses per second: bar = median, whisker = min-max over the repeats"
     elif chart.kind == "latency":
         body = latency_chart(chart.title, chart.cells)
-        note = "percentiles of the repeats' merged histograms (closed-loop latency)"
+        note = f"percentiles of the repeats' merged histograms ({_loops(chart.cells)} latency)"
     elif chart.kind == "errors":
         body = errors_chart(chart.title, chart.cells)
         note = "errors over attempts, by kind"
@@ -380,7 +388,7 @@ RENDERED_SCRIPT = (
 )
 
 
-def render_html(document: Document) -> str:
+def render_html(document: ResultsDocument) -> str:
     blocks = build(document)
     title = next((b.text for b in blocks if isinstance(b, Heading)), "serverbench report")
     css = resources.files("serverbench.report").joinpath("report.css").read_text()

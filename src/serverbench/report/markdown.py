@@ -14,7 +14,7 @@ from serverbench.report.content import (
     Table,
     build,
 )
-from serverbench.results.store import Document
+from serverbench.results.model import ResultsDocument
 
 
 def _cell(text: str) -> str:
@@ -61,5 +61,5 @@ def render_blocks(blocks: Sequence[Block]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render_markdown(document: Document) -> str:
+def render_markdown(document: ResultsDocument) -> str:
     return render_blocks(build(document))

@@ -9,7 +9,6 @@ always, whatever happened.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,13 @@ from serverbench.errors import StackStartError, StackUnavailable, UsageError, Ve
 from serverbench.run.host import LOCAL, Host
 from serverbench.run.process import ManagedProcess
 from serverbench.run.verify import accepts_connection, verify, wait_until
-from serverbench.stacks.base import LaunchPlan, Stack, StackContext, TcpEndpoint
+from serverbench.stacks.base import (
+    LaunchPlan,
+    Stack,
+    StackContext,
+    TcpEndpoint,
+    interface_mismatch,
+)
 
 READY_TIMEOUT_S = 30.0
 
@@ -50,18 +55,16 @@ def check_usable(stack: Stack, ctx: StackContext) -> None:
     reason = stack.unavailable_reason()
     if reason is not None:
         raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
-    if ctx.app.interface not in stack.interfaces:
-        served = "/".join(sorted(stack.interfaces)).upper()
-        raise StackUnavailable(
-            f"stack {stack.name} serves {served} apps only and {ctx.app.name} is "
-            f"{ctx.app.interface.upper()}; pick another stack (see `serverbench stacks`)"
-        )
+    mismatch = interface_mismatch(stack, ctx.app)
+    if mismatch is not None:
+        raise StackUnavailable(f"{mismatch}; pick another stack (see `serverbench stacks`)")
 
 
 @dataclass(slots=True)
 class RunningStack:
     name: str
     plan: LaunchPlan
+    host: Host = LOCAL
     processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
@@ -75,8 +78,8 @@ class RunningStack:
     def component_pids(self) -> dict[str, int]:
         return {process.name: process.pid for process in self.processes}
 
-    def commands(self) -> dict[str, list[str]]:
-        return {process.name: list(process.command) for process in self.processes}
+    def commands(self) -> dict[str, tuple[str, ...]]:
+        return {process.name: process.command for process in self.processes}
 
     def exited(self) -> str | None:
         """Why the stack is no longer whole: the first component that exited, with its log."""
@@ -87,17 +90,11 @@ class RunningStack:
         return None
 
 
-def _write_files(plan: LaunchPlan) -> None:
-    for component in plan.components:
-        for generated in component.files:
-            generated.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            generated.path.write_text(generated.content)
-            generated.path.chmod(0o600)
-
-
-def _start(running: RunningStack, log_dir: Path, cpus: str | None, ready_timeout_s: float) -> None:
+def _start(
+    running: RunningStack, host: Host, log_dir: Path, cpus: str | None, ready_timeout_s: float
+) -> None:
     for component in running.plan.components:
-        process = ManagedProcess(
+        process = host.spawn(
             component.name,
             component.argv,
             log_path=log_dir / f"{component.name}.log",
@@ -131,6 +128,7 @@ def running_stack(
     *,
     cpus: str | None = None,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    host: Host = LOCAL,
 ) -> Iterator[RunningStack]:
     """The stack started, ready and verified; stopped (reverse order) when the block ends."""
     check_usable(stack, ctx)
@@ -140,12 +138,13 @@ def running_stack(
             f"port {plan.front.port} is already in use on {plan.front.host}; "
             "stop what listens there or pick another with --port"
         )
-    ctx.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(ctx.run_dir, 0o700)
-    _write_files(plan)
-    running = RunningStack(name=stack.name, plan=plan)
+    host.make_private_dir(ctx.run_dir)
+    for component in plan.components:
+        for generated in component.files:
+            host.write_file(generated.path, generated.content)
+    running = RunningStack(name=stack.name, plan=plan, host=host)
     try:
-        _start(running, ctx.run_dir, cpus, ready_timeout_s)
+        _start(running, host, ctx.run_dir, cpus, ready_timeout_s)
         _verify_front(running, ctx)
         yield running
     finally:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 from serverbench.apps.registry import App, ExpectedResponse
 from serverbench.errors import UsageError
+from serverbench.plan.model import EXTERNAL_STACK
 from serverbench.run.lifecycle import RunningStack
 from serverbench.stacks.base import LaunchPlan, TcpEndpoint
 
-EXTERNAL_STACK = "url"  # the stack name an external target's runs are recorded under
-EXTERNAL_ROLE = "external"
 EXTERNAL_NOTE = "a server run outside serverbench: loaded and verified, not started or monitored"
 
 

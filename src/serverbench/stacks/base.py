@@ -134,6 +134,8 @@ class Stack(Protocol):
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for `serverbench stacks`
     model: ClassVar[str]  # how the server works, for the report's analysis
+    variant_of: ClassVar[str | None]  # the bare stack a topology puts a proxy in front of
+    keeps_alive: ClassVar[bool]  # whether it keeps client connections open between requests
     interfaces: ClassVar[frozenset[Interface]]
     packages: ClassVar[tuple[str, ...]]  # distributions whose versions a result records
     settings: ClassVar[tuple[Setting, ...]]
@@ -143,6 +145,14 @@ class Stack(Protocol):
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         """The processes that serve ctx.app on ctx.front. Must not spawn anything."""
+
+
+def interface_mismatch(stack: Stack, app: App) -> str | None:
+    """None when the stack speaks the app's interface; otherwise a sentence saying why not."""
+    if app.interface in stack.interfaces:
+        return None
+    served = "/".join(sorted(stack.interfaces)).upper()
+    return f"{stack.name} serves {served} apps only; {app.name} is {app.interface.upper()}"
 
 
 def backlog_default(ctx: StackContext) -> int:

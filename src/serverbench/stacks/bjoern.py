@@ -37,6 +37,8 @@ def bjoern_argv(ctx: StackContext, port: int, processes: int, backlog: int) -> t
 
 class Bjoern:
     name: ClassVar[str] = "bjoern"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "bjoern, single-threaded C WSGI server (N processes via SO_REUSEPORT)"
     model: ClassVar[str] = (
         "C server on a libev event loop, single-threaded: one process serves every connection "

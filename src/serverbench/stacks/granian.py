@@ -23,6 +23,8 @@ README = "https://github.com/emmett-framework/granian#workers-and-threads"
 
 class Granian:
     name: ClassVar[str] = "granian"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "granian, Rust HTTP server; WSGI and ASGI natively (--interface)"
     model: ClassVar[str] = (
         "Rust server: each worker process runs a tokio runtime doing the HTTP I/O and parsing "

@@ -69,6 +69,8 @@ def gunicorn_unavailable_reason() -> str | None:
 
 class Gunicorn:
     name: ClassVar[str] = "gunicorn"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = False
     summary: ClassVar[str] = "gunicorn, pre-fork sync workers"
     model: ClassVar[str] = (
         "pre-fork: a master process forks worker processes; each sync worker handles one request "

@@ -61,6 +61,8 @@ def _plan(
 
 class GunicornGthread:
     name: ClassVar[str] = "gunicorn-gthread"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "gunicorn, pre-fork gthread workers (thread pool, keep-alive)"
     model: ClassVar[str] = (
         "pre-fork: a master forks worker processes; each gthread worker runs a thread pool and a "
@@ -91,6 +93,8 @@ class GunicornGthread:
 
 class GunicornGevent:
     name: ClassVar[str] = "gunicorn-gevent"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "gunicorn, pre-fork gevent workers (greenlets, keep-alive)"
     model: ClassVar[str] = (
         "pre-fork: a master forks worker processes; each gevent worker monkey-patches the "
@@ -128,6 +132,8 @@ class GunicornGevent:
 
 class GunicornUvicorn:
     name: ClassVar[str] = "gunicorn-uvicorn"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "gunicorn managing uvicorn workers (uvicorn-worker package)"
     model: ClassVar[str] = (
         "pre-fork: gunicorn's master forks and supervises worker processes; each runs uvicorn's "
@@ -176,6 +182,8 @@ def _has_native_asgi_worker() -> bool:
 
 class GunicornAsgi:
     name: ClassVar[str] = "gunicorn-asgi"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "gunicorn 27's native ASGI worker (-k asgi)"
     model: ClassVar[str] = (
         "pre-fork: gunicorn's master forks worker processes; each runs gunicorn's own asyncio "

@@ -23,6 +23,8 @@ from serverbench.stacks.base import (
 
 class Hypercorn:
     name: ClassVar[str] = "hypercorn"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "hypercorn with the uvloop worker; WSGI apps served natively"
     model: ClassVar[str] = (
         "event loop: each worker process runs one uvloop loop multiplexing many connections "

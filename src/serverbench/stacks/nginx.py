@@ -185,6 +185,8 @@ STATIC_BODY = """        location ~ ^/api/v2/(?<msisdn>[^/]+)$ {
 
 class NginxStatic:
     name: ClassVar[str] = "nginx-static"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "reference: nginx answers the seed's JSON itself (no Python)"
     model: ClassVar[str] = (
         "reference ceiling: nginx worker processes answer the seed's JSON from the config, with "

@@ -29,6 +29,8 @@ from serverbench.stacks.supervisord import Program, supervisord_component
 
 class NginxBjoern:
     name: ClassVar[str] = "nginx-bjoern"
+    variant_of: ClassVar[str | None] = "bjoern"
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "nginx reverse proxy -> N bjoern instances under supervisord"
     model: ClassVar[str] = (
         "reverse proxy: nginx worker processes hold the client connections and spread requests "

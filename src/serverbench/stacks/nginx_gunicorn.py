@@ -33,6 +33,8 @@ from serverbench.stacks.nginx import (
 
 class NginxGunicorn:
     name: ClassVar[str] = "nginx-gunicorn"
+    variant_of: ClassVar[str | None] = "gunicorn"
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "nginx reverse proxy -> gunicorn sync workers on a unix socket"
     model: ClassVar[str] = (
         "reverse proxy: nginx worker processes hold the client keep-alive connections and "

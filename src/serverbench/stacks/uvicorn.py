@@ -24,6 +24,8 @@ from serverbench.stacks.base import (
 
 class Uvicorn:
     name: ClassVar[str] = "uvicorn"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "uvicorn with uvloop + httptools; WSGI apps through a2wsgi"
     model: ClassVar[str] = (
         "event loop: each worker process runs one asyncio (uvloop) loop that multiplexes many "

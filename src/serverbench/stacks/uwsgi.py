@@ -34,6 +34,8 @@ THINGS_TO_KNOW = "https://uwsgi-docs.readthedocs.io/en/latest/ThingsToKnow.html"
 
 class Uwsgi:
     name: ClassVar[str] = "uwsgi"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "uWSGI, pre-fork workers behind its keep-alive HTTP router (--http)"
     model: ClassVar[str] = (
         "pre-fork plus router: a master forks sync worker processes and one HTTP router process; "

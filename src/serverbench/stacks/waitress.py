@@ -20,6 +20,8 @@ from serverbench.stacks.base import (
 
 class Waitress:
     name: ClassVar[str] = "waitress"
+    variant_of: ClassVar[str | None] = None
+    keeps_alive: ClassVar[bool] = True
     summary: ClassVar[str] = "waitress, pure-Python WSGI server (one process, thread pool)"
     model: ClassVar[str] = (
         "one process: an asyncore-style loop accepts and parses connections and hands requests "

@@ -1,0 +1,279 @@
+"""The typed model of results.json: one class per record the file holds.
+
+Every record is a plain dataclass; `serverbench.results.store` reads and writes them with
+msgspec, which validates a file on load and names the bad field (`$.runs[3].measurement.requests`),
+and generates the published JSON Schema (docs/results.schema.json). Nothing outside this package
+handles results as dictionaries.
+
+A run's measurement is engine-neutral (`Measurement`: what any load engine measured, closed or
+open loop); what only one engine knows (wrk's per-thread stats, its text block) is kept beside
+it in that engine's own record (`wrk`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from serverbench.apps.registry import ExpectedResponse
+from serverbench.load.wrk import WrkDetails
+from serverbench.observe.environment import Environment
+from serverbench.observe.host_limits import CpuSplit
+from serverbench.observe.sampler import Usage
+from serverbench.plan.profiles import Profile
+
+DocumentStatus = Literal["running", "interrupted", "complete"]
+RunStatus = Literal["ok", "failed", "skipped"]
+Role = Literal["stack", "reference", "external"]
+Loop = Literal["closed", "open"]
+SettingValue = bool | int | float | str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorCounts:
+    """Attempts that did not end in a good response, by kind, as wrk counts them."""
+
+    connect: int = 0
+    read: int = 0  # read errors, parser errors, EOF before a response ended
+    write: int = 0
+    timeout: int = 0  # responses that arrived after the timeout, or never
+    status: int = 0  # responses with a status of 400 or more
+
+    @property
+    def total(self) -> int:
+        return self.connect + self.read + self.write + self.timeout + self.status
+
+    def by_kind(self) -> dict[str, int]:
+        return {
+            "connect": self.connect,
+            "read": self.read,
+            "write": self.write,
+            "timeout": self.timeout,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    """What one measured window of any load engine gave, in the same terms for every engine.
+
+    `requests` counts responses of any status; `good_responses` those with a status below 400
+    that arrived in time; `requests_per_sec` is good responses over the measured duration.
+    Latencies are in microseconds: in a closed loop the time from send to answer (wrk adds its
+    own coordinated-omission correction); in an open loop from the request's intended send time.
+    """
+
+    engine: str
+    loop: Loop
+    duration_s: float
+    connections: int  # closed loop: connections held; open loop: the pool's bound
+    requests: int
+    good_responses: int
+    errors: ErrorCounts
+    bytes_read: int
+    requests_per_sec: float
+    raw_requests_per_sec: float  # responses of any status per second, as wrk prints it
+    transfer_bytes_per_sec: float
+    latency_percentiles_us: dict[str, float]
+    latency_mean_us: float | None = None
+    latency_max_us: float | None = None
+    latency_histogram_hdr: str | None = None  # base64 HdrHistogram(1 us, 60 s, 3 digits)
+    latency_histogram_exact: bool = True  # False: rebuilt from a dense percentile grid
+    offered_rate_per_s: float | None = None  # open loop only
+    generator_behind: str | None = None  # why the engine could not keep its own pace, if so
+
+
+def measurement_of(
+    *,
+    engine: str,
+    loop: Loop,
+    duration_s: float,
+    connections: int,
+    requests: int,
+    errors: ErrorCounts,
+    bytes_read: int,
+    latency_percentiles_us: dict[str, float],
+    **optional: Any,
+) -> Measurement:
+    """A Measurement with its rates derived from the counts: good = requests - status - timeout."""
+    good = max(0, requests - errors.status - errors.timeout)
+
+    def rate(count: float) -> float:
+        return count / duration_s if duration_s > 0 else 0.0
+
+    return Measurement(
+        engine=engine,
+        loop=loop,
+        duration_s=duration_s,
+        connections=connections,
+        requests=requests,
+        good_responses=good,
+        errors=errors,
+        bytes_read=bytes_read,
+        requests_per_sec=rate(good),
+        raw_requests_per_sec=rate(requests),
+        transfer_bytes_per_sec=rate(bytes_read),
+        latency_percentiles_us=latency_percentiles_us,
+        **optional,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    kind: str  # start, verify, died, unresponsive, no_good_responses, wrong_response, load, ...
+    message: str
+    log_tail: dict[str, str] = field(default_factory=dict)  # per component
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessExit:
+    pid: int
+    process: str  # "component: process name"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpuPins:
+    server: str  # taskset lists
+    client: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunUsage:
+    server: Usage  # the stack's components
+    client: Usage  # the load generator
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One job: a stack serving an app under a profile, in one round."""
+
+    id: str
+    round: int
+    stack: str
+    app: str
+    profile: str
+    role: Role
+    status: RunStatus
+    failure: Failure | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    commands: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per component
+    settings: dict[str, SettingValue] = field(default_factory=dict)  # as resolved
+    notes: tuple[str, ...] = ()
+    cpus: CpuPins | None = None
+    load_argv: tuple[str, ...] = ()  # the load engine's command line
+    url: str | None = None  # --url runs: the user's server
+    measurement: Measurement | None = None
+    wrk: WrkDetails | None = None
+    usage: RunUsage | None = None
+    post_verify: str | None = None  # what was wrong with the answer after the load
+    recovery_s: float | None = None  # until the server answered again after the load
+    kernel: dict[str, int] = field(default_factory=dict)  # listen-queue counters, window delta
+    process_exits: tuple[ProcessExit, ...] = ()
+    process_restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppRecord:
+    name: str
+    import_string: str
+    interface: str  # wsgi, asgi, or http for a --url target
+    path_template: str
+    load_path: str
+    expected: ExpectedResponse
+    builtin: bool = False
+    search_path: str | None = None
+    workload: str | None = None  # apps that do the same work in two styles share it
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackRecord:
+    """What the report says about a stack, declared by its plugin."""
+
+    summary: str
+    model: str  # how it serves requests: processes, threads, event loop
+    interfaces: tuple[str, ...]
+    packages: dict[str, str | None]  # name -> version installed (None: missing)
+    setting_sources: dict[str, str]  # setting -> where its default comes from
+    unavailable: str | None = None
+    variant_of: str | None = None  # the bare stack a topology puts something in front of
+    keeps_alive: bool | None = None  # whether it keeps client connections open
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppCost:
+    """An app's own cost per request, called in-process in a loop: no server, no sockets."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    per_call_us: float = 0.0
+    calls_per_sec: float = 0.0
+    status: int | None = None
+    error: str | None = None  # why it could not be measured
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class References:
+    app_cost: dict[str, AppCost] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotApplicable:
+    stack: str
+    app: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened to the run as a whole."""
+
+    kind: str  # time_wait_pause, resumed
+    at: str | None = None
+    time_wait_before: int | None = None
+    time_wait_after: int | None = None
+    waited_s: float | None = None
+    runs_kept: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRecord:
+    stacks: tuple[str, ...]
+    apps: tuple[str, ...]
+    profiles: tuple[Profile, ...]
+    repeats: int
+    overrides: dict[str, dict[str, str]]
+    references: bool
+    order_seed: int
+    time_wait_threshold: int
+    max_drain_s: float
+    recovery_s: float = 60.0
+    url: str | None = None
+    allow_remote: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class ResultsDocument:
+    """The whole file. Mutable at its top: a run appends runs and events and moves its status."""
+
+    schema_version: int
+    serverbench_version: str
+    status: DocumentStatus
+    created_at: str
+    updated_at: str
+    command: tuple[str, ...]
+    environment: Environment
+    cpu_split: CpuSplit
+    plan: PlanRecord
+    apps: dict[str, AppRecord]
+    stacks: dict[str, StackRecord]
+    host_warnings: list[str] = field(default_factory=list)
+    not_applicable: list[NotApplicable] = field(default_factory=list)
+    references: References = field(default_factory=References)
+    runs: list[RunRecord] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def profile(self, name: str) -> Profile | None:
+        return next((p for p in self.plan.profiles if p.name == name), None)

@@ -1,0 +1,79 @@
+"""Fault verdicts: what a measured job was, from what the load got and how the stack behaved.
+
+A job is `ok`, or failed with one kind (start, verify, died, unresponsive, no_good_responses,
+wrong_response, load) and a message a user can act on; the order of the checks is the order in
+which one fault explains the next (a dead server explains its missing answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serverbench.errors import ServerbenchError, StackStartError, VerificationError
+from serverbench.plan.profiles import Profile
+from serverbench.results.model import Failure, Measurement
+from serverbench.run.lifecycle import RunningStack
+from serverbench.run.verify import Mismatch
+
+FAILURE_KINDS: dict[type[ServerbenchError], str] = {
+    StackStartError: "start",
+    VerificationError: "verify",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AfterLoad:
+    """How the stack stood once the load was over."""
+
+    died: str | None  # why a component exited, if one did
+    mismatch: Mismatch | None  # the verifier's finding after the load
+    recovery_limit_s: float
+
+
+def failure(running: RunningStack, kind: str, message: str) -> Failure:
+    return Failure(
+        kind=kind,
+        message=message,
+        log_tail={process.name: process.tail() for process in running.processes},
+    )
+
+
+def verdict(
+    stack: str, measurement: Measurement, after: AfterLoad, profile: Profile
+) -> tuple[str, str] | None:
+    """(kind, message) of the fault the job ended in, or None when it is a good measurement."""
+    good = measurement.good_responses
+    if after.died is not None:
+        return "died", f"{stack} died during the measurement: {after.died}"
+    if after.mismatch is not None and not after.mismatch.answered:
+        return (
+            "unresponsive",
+            f"{stack} stopped answering: {good} good responses in the measurement, "
+            f"then no answer for {after.recovery_limit_s:g} s after it ({after.mismatch})",
+        )
+    if good == 0:
+        return "no_good_responses", why_no_good_response(measurement, profile)
+    if after.mismatch is not None:
+        return "wrong_response", f"answered wrongly after the load: {after.mismatch}"
+    return None
+
+
+def why_no_good_response(measurement: Measurement, profile: Profile) -> str:
+    """What the load got instead of a good response, in the terms a user can act on."""
+    errors = measurement.errors
+    if measurement.requests == 0:
+        return (
+            "no response at all during the measurement (socket errors: connect "
+            f"{errors.connect}, read {errors.read}, write {errors.write})"
+        )
+    if errors.timeout >= measurement.requests:
+        return (
+            f"all {measurement.requests:,} responses arrived, but each after "
+            f"{measurement.engine}'s "
+            f"{profile.timeout_s:g} s timeout, so none counts: the server could not keep up "
+            "with this load (a longer --timeout measures how late they were)"
+        )
+    return (
+        f"{measurement.requests:,} responses, none good: {errors.status:,} with a "
+        f"4xx/5xx status and {errors.timeout:,} after the {profile.timeout_s:g} s timeout"
+    )
