@@ -1,4 +1,4 @@
-"""`serverbench compare`: delta table, spread verdict, --fail-if-slower exit codes, errors."""
+"""`serverbench compare`: delta table, the change with its interval, --fail-if-slower, errors."""
 
 from __future__ import annotations
 
@@ -58,31 +58,40 @@ def write(path: Path, document: ResultsDocument) -> Path:
     return path
 
 
-def test_regression_is_found_and_beyond_spread(a: ResultsDocument) -> None:
+def test_regression_is_found_and_significant(a: ResultsDocument) -> None:
     b = scaled(SLOW, 0.5)
     result = compare(a, b)
     deltas = {d.key: d for d in result.deltas}
     assert len(deltas) == 14
     slow = deltas[SLOW]
     assert slow.rps_change_pct == pytest.approx(-50.0)
-    assert slow.beyond_spread  # 8,643-10,695 against 4,321-5,347
+    assert slow.significant  # 8,643-10,695 against 4,321-5,347
+    assert slow.verdict == "slower"
+    # half the good responses for the same server CPU time: each request cost twice as much
+    efficiency = slow.efficiency_change
+    assert efficiency is not None
+    assert efficiency.change_pct == pytest.approx(-50.0, abs=0.1)
     same = deltas[("uvicorn", "seed-flask", "tiny-high")]
     assert same.rps_change_pct == pytest.approx(0.0)
-    assert not same.beyond_spread
+    assert not same.significant
+    assert same.verdict == "no significant difference"
     assert [d.key for d in result.slower_than(10)] == [SLOW]
     assert result.slower_than(60) == []
     table = render_comparison(result, "A.json", "B.json")
     row = next(
         line for line in table.splitlines() if line.startswith("bjoern/seed-flask/tiny-high")
     )
-    assert "-50.0%" in row
-    assert " yes " in row
+    # two repeats each reach a 66 % interval at most, and say so
+    assert "-50.0% (66 % CI " in row
+    assert " slower " in row
+    assert "cannot be paired by round" in table
 
 
 def test_small_change_within_spread(a: ResultsDocument) -> None:
     delta = next(d for d in compare(a, scaled(SLOW, 0.95)).deltas if d.key == SLOW)
     assert delta.rps_change_pct == pytest.approx(-5.0)
-    assert not delta.beyond_spread
+    assert not delta.significant
+    assert not delta.fails(1.0)
 
 
 def test_failed_in_b_counts_as_total_loss(a: ResultsDocument) -> None:
@@ -94,7 +103,8 @@ def test_failed_in_b_counts_as_total_loss(a: ResultsDocument) -> None:
     ]
     delta = next(d for d in compare(a, b).deltas if d.key == SLOW)
     assert delta.rps_change_pct == pytest.approx(-100.0)
-    assert delta.beyond_spread
+    assert delta.significant
+    assert delta.fails(99.0)
     assert "FAILED" in render_comparison(compare(a, b), "A", "B")
 
 
@@ -118,13 +128,19 @@ def test_cli_exit_codes(
     tmp_path: Path, a: ResultsDocument, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path_a = write(tmp_path / "a.json", a)
-    path_b = write(tmp_path / "b.json", scaled(SLOW, 0.7))
+    path_b = write(tmp_path / "b.json", scaled(SLOW, 0.65))
     assert main(["compare", str(path_a), str(path_b)]) == 0
     assert main(["compare", str(path_a), str(path_b), "--fail-if-slower", "10"]) == 1
     assert (
-        "slower: bjoern/seed-flask/tiny-high lost 30.0% req/s (limit 10%)"
-        in capsys.readouterr().err
+        "slower: bjoern/seed-flask/tiny-high: req/s -35.0% (66 % CI -49.5 to -16.3), "
+        "beyond the 10% limit" in capsys.readouterr().err
     )
+    # -35 % measured, but the interval reaches up to -16.3 %: not beyond a 20 % limit
+    assert main(["compare", str(path_a), str(path_b), "--fail-if-slower", "20"]) == 0
+    # the drift allowed between separate runs widens every interval
+    assert main(["compare", str(path_a), str(path_b), "--run-drift", "0"]) == 0
+    assert "allows 0 % drift of a run's level" in capsys.readouterr().out
+    assert main(["compare", str(path_a), str(path_b), "--run-drift", "-1"]) == 2
     assert main(["compare", str(path_a), str(path_b), "--fail-if-slower", "40"]) == 0
     assert main(["compare", str(path_a), str(path_a), "--fail-if-slower", "0"]) == 0
 

@@ -1,6 +1,6 @@
 """The command line: argv -> the right command, errors as one line, exit codes.
 
-    serverbench stacks | check | serve | run | report | compare
+    serverbench stacks | doctor | check | serve | run | report | compare
 
 Only ServerbenchError is caught and printed as `error: ...`; anything else is a bug and keeps
 its traceback. Ctrl-C and SIGTERM stop every process serverbench started before it exits.

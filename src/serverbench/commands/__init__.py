@@ -3,6 +3,6 @@
 `COMMANDS` lists them in the order `serverbench --help` shows them.
 """
 
-from serverbench.commands import check, compare, report, run, serve, stacks
+from serverbench.commands import check, compare, doctor, report, run, serve, stacks
 
-COMMANDS = (stacks, check, serve, run, report, compare)
+COMMANDS = (stacks, doctor, check, serve, run, report, compare)

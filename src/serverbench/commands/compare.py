@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from serverbench.report.compare import compare, render_comparison
+from serverbench.errors import UsageError
+from serverbench.report.compare import change_with_interval, compare, render_comparison
+from serverbench.results.inference import SEPARATE_RUNS_DRIFT_PCT
 from serverbench.results.store import load, results_path
 
 
@@ -18,14 +20,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--fail-if-slower",
         type=float,
         metavar="PCT",
-        help="exit 1 when any matching entry lost more than PCT %% of its req/s",
+        help="exit 1 when a matching entry is significantly slower and its whole confidence "
+        "interval lies beyond a loss of PCT %% of its req/s",
+    )
+    parser.add_argument(
+        "--run-drift",
+        type=float,
+        default=SEPARATE_RUNS_DRIFT_PCT,
+        metavar="PCT",
+        help="how much a run's level drifts between separate runs on this machine (standard "
+        f"deviation, default {SEPARATE_RUNS_DRIFT_PCT:g}); benchmarks/precision.py measures it",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     a, b = Path(args.a), Path(args.b)
-    comparison = compare(load(a), load(b))
+    if args.run_drift < 0:
+        raise UsageError(f"--run-drift {args.run_drift:g}: cannot be negative; e.g. --run-drift 5")
+    comparison = compare(load(a), load(b), drift_pct=args.run_drift)
     print(render_comparison(comparison, str(results_path(a)), str(results_path(b))))
     if args.fail_if_slower is None:
         return 0
@@ -33,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     for delta in slower:
         stack, app, profile = delta.key
         print(
-            f"slower: {stack}/{app}/{profile} lost {-(delta.rps_change_pct or 0.0):.1f}% "
-            f"req/s (limit {args.fail_if_slower:g}%)",
+            f"slower: {stack}/{app}/{profile}: req/s {change_with_interval(delta)}, "
+            f"beyond the {args.fail_if_slower:g}% limit",
             file=sys.stderr,
         )
     return 1 if slower else 0

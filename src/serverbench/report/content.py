@@ -29,14 +29,15 @@ from serverbench.report.numbers import (
     format_rate,
     format_us,
     pct,
-    rate_range,
     rate_text,
 )
 from serverbench.report.ranking import ranking
 from serverbench.report.summary import HEADERS, RIGHT, status_text, summary_rows
+from serverbench.report.uncertainty import describe_change, plus_minus
 from serverbench.report.variants import suggestions, variant_deltas
 from serverbench.report.wrk_text import wrk_text
 from serverbench.results.aggregate import Cell
+from serverbench.results.inference import pair_by_round, paired_change
 from serverbench.results.model import AppRecord, Loop, ResultsDocument
 
 
@@ -260,10 +261,11 @@ def _cell_blocks(document: ResultsDocument, cell: Cell) -> list[Block]:
     text = wrk_text(cell.median_run, document.profile(cell.profile))
     if text is not None:
         blocks.append(Code(text=text))
-    s = cell.requests_per_sec
-    repeats = f"{s.count} repeat(s)" if s else "no repeat"
+    estimate = cell.rps_estimate
+    spread = f" {plus_minus(estimate)}" if estimate and estimate.count > 1 else ""
     line = (
-        f"**{rate_text(cell)} req/s** (good responses, median [min-max] of {repeats}) · "
+        f"**{format_rate(estimate.median) if estimate else '-'} req/s**{spread} "
+        "(good responses, median of the repeats) · "
         f"{percentile_text(cell)} · errors {cell.error_count:,} "
         f"({pct(cell.error_rate * 100)}: {error_breakdown(cell)})"
     )
@@ -279,8 +281,10 @@ def results(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block]:
         Paragraph(
             text="Each block is the median repeat in wrk's own layout (its Requests/sec counts "
             "every response, good or not). The line under it is serverbench's figure: good "
-            "responses only, median [min-max] over the repeats, percentiles from the repeats' "
-            "merged latency histograms."
+            "responses only, the median of the repeats with its confidence interval (between "
+            "two order statistics, which holds for any distribution: fewer than 6 repeats "
+            "cannot give 95 %, and the interval then says how sure it is), percentiles from "
+            "the repeats' merged latency histograms."
         ),
     ]
     reference = [f for f in facts if f.cell.role == REFERENCE_ROLE]
@@ -343,16 +347,22 @@ def further_optimizations(document: ResultsDocument, facts: Sequence[Facts]) -> 
     return blocks
 
 
+def _tie_caveat(first: Facts, second: Facts) -> list[str]:
+    """The first two of a ranking, paired by round: tied unless the change is significant."""
+    base, lead = pair_by_round(second.cell.rps_by_round, first.cell.rps_by_round)
+    names = f"{first.cell.stack} against {second.cell.stack}"
+    if len(base) < 2 or min(base + lead) <= 0:
+        return [f"{names}: fewer than 2 rounds measured both, so their order is not tested."]
+    change = paired_change(base, lead)
+    if change is None or change.significant:
+        return []
+    return [f"{names}: {describe_change(change)}: treat them as tied."]
+
+
 def _caveats(profile: str, ranked: Sequence[Facts]) -> list[str]:
     caveats = []
     if len(ranked) > 1:
-        first, second = ranked[0], ranked[1]
-        a, b = first.cell.requests_per_sec, second.cell.requests_per_sec
-        if a and b and a.minimum <= b.maximum and b.minimum <= a.maximum:
-            caveats.append(
-                f"{first.cell.stack} and {second.cell.stack} overlap "
-                f"between repeats ({rate_range(a)} vs {rate_range(b)}): treat them as tied."
-            )
+        caveats.extend(_tie_caveat(ranked[0], ranked[1]))
     top = ranked[0]
     if top.profile is not None and top.profile.duration_s < 10:
         caveats.append(

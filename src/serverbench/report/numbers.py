@@ -1,4 +1,5 @@
-"""How the reports write numbers: rates, latencies, shares, sizes, and "median [min-max]".
+"""How the reports write numbers: rates, latencies, shares, sizes, and a median with its
+confidence interval.
 
 Every report (terminal table, Markdown, HTML, `compare`) formats through these helpers, so the
 same figure reads the same everywhere.
@@ -6,6 +7,7 @@ same figure reads the same everywhere.
 
 from __future__ import annotations
 
+from serverbench.report.uncertainty import plus_minus
 from serverbench.results.aggregate import Cell
 from serverbench.results.stats import Summary
 
@@ -45,10 +47,14 @@ def median_range(summary: Summary, *, always: bool = False) -> str:
 
 
 def rate_text(cell: Cell, *, always: bool = False) -> str:
-    """A cell's req/s as `median [min-max]`, or its status when nothing was measured."""
-    if cell.requests_per_sec is None:
+    """A cell's req/s as "11,780 ±2.1 % (95 % CI, 6 repeats)" (the interval left out for a
+    single repeat unless `always`), or its status when nothing was measured."""
+    estimate = cell.rps_estimate
+    if estimate is None:
         return cell.status.upper()
-    return median_range(cell.requests_per_sec, always=always)
+    if estimate.count > 1 or always:
+        return f"{format_rate(estimate.median)} {plus_minus(estimate)}"
+    return format_rate(estimate.median)
 
 
 def error_breakdown(cell: Cell) -> str:

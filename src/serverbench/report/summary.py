@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from serverbench.report.numbers import format_us, rate_text
 from serverbench.results.aggregate import Cell, throughput_order
 
-HEADERS = ("stack", "app", "profile", "req/s median [min-max]", "p50", "p99", "errors")
+HEADERS = ("stack", "app", "profile", "req/s median ±CI", "p50", "p99", "errors")
 RIGHT = (3, 4, 5, 6)  # the numeric columns
 
 

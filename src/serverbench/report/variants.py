@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.report.facts import REFERENCE_ROLE, Facts, stack_order
 from serverbench.report.numbers import format_rate, format_us, pct
+from serverbench.report.uncertainty import describe_change
+from serverbench.results.inference import Change, pair_by_round, paired_change
 from serverbench.results.model import ResultsDocument
-from serverbench.results.stats import separated
 from serverbench.stacks import all_stacks
 
 SYNC, ASYNC = "wsgi", "asgi"
@@ -34,11 +35,13 @@ class VariantDelta:
         return (self.variant.rps / self.base.rps - 1) * 100 if self.base.rps else 0.0
 
     @property
-    def beyond_spread(self) -> bool | None:
-        a, b = self.base.cell.requests_per_sec, self.variant.cell.requests_per_sec
-        if a is None or b is None:
-            return False
-        return separated(a, b)
+    def change(self) -> Change | None:
+        """Variant/base paired by round: both were measured in the same shuffled rounds, so a
+        slow period of the machine hits both and cancels out of each round's ratio."""
+        base, variant = pair_by_round(self.base.cell.rps_by_round, self.variant.cell.rps_by_round)
+        if len(base) < 2 or min(base + variant) <= 0:
+            return None
+        return paired_change(base, variant)
 
     def sentence(self) -> str:
         v, b = self.variant, self.base
@@ -47,17 +50,15 @@ class VariantDelta:
             if self.kind == "topology"
             else f"{v.cell.app} vs {b.cell.app} on {v.cell.stack} ({v.cell.profile})"
         )
-        beyond = self.beyond_spread
+        change = self.change
         verdict = (
-            "one repeat each: the run-to-run spread is unknown"
-            if beyond is None
-            else "beyond the run-to-run spread"
-            if beyond
-            else "within the run-to-run spread (not a clear difference)"
+            f"{self.rps_change_pct:+.1f} %; fewer than 2 rounds measured both: no interval"
+            if change is None
+            else describe_change(change)
         )
         return (
-            f"{what}: {format_rate(v.rps)} vs {format_rate(b.rps)} req/s "
-            f"({self.rps_change_pct:+.1f} %, {verdict}); p99 {format_us(v.percentile('99'))} vs "
+            f"{what}: {format_rate(v.rps)} vs {format_rate(b.rps)} req/s (medians), "
+            f"{verdict}; p99 {format_us(v.percentile('99'))} vs "
             f"{format_us(b.percentile('99'))}; errors {pct(v.cell.error_rate * 100)} vs "
             f"{pct(b.cell.error_rate * 100)}."
         )
@@ -90,6 +91,7 @@ def twin(document: ResultsDocument, app: str, interface: str) -> str | None:
 
 def variant_deltas(document: ResultsDocument, facts: Sequence[Facts]) -> list[VariantDelta]:
     by_key = {f.cell.key: f for f in facts if f.ok and f.cell.role != REFERENCE_ROLE}
+    first_app = document.plan.apps[0] if document.plan.apps else None
     deltas: list[VariantDelta] = []
     for (stack, app, profile), f in by_key.items():
         record = document.stacks.get(stack)
@@ -99,8 +101,12 @@ def variant_deltas(document: ResultsDocument, facts: Sequence[Facts]) -> list[Va
                 deltas.append(VariantDelta(kind="topology", variant=f, base=base))
         info = document.apps.get(app)
         sync_app = twin(document, app, SYNC) if info and info.interface == ASYNC else None
-        if sync_app is not None:
-            base = by_key.get((stack, sync_app, profile))
+        # without a twin, an app is measured against the run's first app: the baseline and a
+        # candidate measured in one run, paired by round
+        paired_twins = first_app is not None and twin(document, first_app, SYNC) == app
+        base_app = sync_app or (first_app if first_app != app and not paired_twins else None)
+        if base_app is not None:
+            base = by_key.get((stack, base_app, profile))
             if base is not None:
                 deltas.append(VariantDelta(kind="app", variant=f, base=base))
     return deltas

@@ -1,6 +1,6 @@
 """From the runs of a results document to one cell per stack x app x profile.
 
-A cell holds the repeats' honest throughput (median, min-max), the percentiles of their merged
+A cell holds the repeats' honest throughput (median, min-max, and its confidence interval), the percentiles of their merged
 latency histograms, error totals, and which repeat is the median one (the run a report shows in
 wrk's layout). Failed repeats are counted and explained, never turned into zeros. Reports, the
 CLI summary and `compare` all read cells from here, so they agree.
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serverbench.load.histogram import merge_histograms, percentiles_from_hdr
+from serverbench.results.inference import Estimate, median_ci
 from serverbench.results.model import ErrorCounts, ResultsDocument, Role, RunRecord
 from serverbench.results.stats import Summary, median_index, summarize
 
@@ -34,6 +35,27 @@ class Cell:
     good_responses: int
     errors: ErrorCounts  # summed over the ok repeats
     median_run: RunRecord | None
+
+    @property
+    def rps_by_round(self) -> dict[int, float]:
+        """Good responses per second of each ok repeat, by round: what pairing by round reads."""
+        return {r.round: r.measurement.requests_per_sec for r in self.ok_runs if r.measurement}
+
+    @property
+    def per_cpu_s_by_round(self) -> dict[int, float]:
+        """Good responses per server CPU-second of each ok repeat, by round: the cost of a
+        request, which CPU taken by other processes changes far less than req/s."""
+        found = {}
+        for r in self.ok_runs:
+            cpu_s = sum(c.cpu_seconds for c in r.usage.server.components) if r.usage else 0.0
+            if r.measurement and cpu_s > 0:
+                found[r.round] = r.measurement.good_responses / cpu_s
+        return found
+
+    @property
+    def rps_estimate(self) -> Estimate | None:
+        """The median req/s with its order-statistic confidence interval."""
+        return median_ci(list(self.rps_by_round.values()))
 
     @property
     def key(self) -> tuple[str, str, str]:
