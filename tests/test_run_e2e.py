@@ -56,11 +56,37 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
         assert run.load_argv[:3] == ("taskset", "-c", run.cpus.client)
         assert run.usage is not None
         assert run.usage.client.components[0].name == "wrk"
+        assert run.noise is not None
+        assert run.noise.server.cpus == document.cpu_split.server_cpus
+        assert run.noise.window_s > 0
+    assert {f.check for f in document.doctor} >= {"CPU steal", "somaxconn", "wrk"}
     assert "a2wsgi" in runs["uvicorn"].notes[0]
     assert int(runs["gunicorn"].settings["workers"]) >= 1
     assert "gunicorn" in done.stdout
     assert "results:" in done.stdout
     assert not processes_mentioning(str(out))
+
+
+def test_precision_adds_rounds_until_the_cap_and_says_which_cells_did_not_reach_it(
+    tmp_path: Path,
+):
+    out = tmp_path / "results"
+    done = run_cli(
+        "run", "--stack", "bjoern", "--profile", "smoke", "--no-references", "--repeats", "1",
+        "--precision", "50%", "--max-repeats", "3", "--out", str(out), *NO_DRAIN,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = load(out)
+    # a 95 % interval needs 6 repeats: the cap of 3 stops it first, in rounds 2 and 3
+    assert sorted(run.round for run in document.runs) == [1, 2, 3]
+    assert document.plan.precision is not None
+    assert document.plan.precision.target_pct == 50.0
+    assert document.precision is not None
+    [missed] = document.precision.not_reached
+    assert missed.stack == "bjoern"
+    assert missed.why.endswith("the cap of 3 repeats was reached")
+    assert "did not reach ±50 % (--precision)" in (out / "report.md").read_text()
+    assert "(75 % CI, 3 repeats)" in done.stdout
 
 
 def test_a_stack_that_dies_at_start_is_recorded_failed_and_the_others_still_run(tmp_path: Path):

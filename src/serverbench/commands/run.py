@@ -31,6 +31,7 @@ from serverbench.plan.resume import resume_plan
 from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
 from serverbench.report import write_reports
 from serverbench.report.console import fault_lines, summary_table
+from serverbench.results.inference import PrecisionGoal, repeats_for
 from serverbench.results.store import RESULTS_NAME
 from serverbench.run.records import new_document
 from serverbench.run.runner import Runner
@@ -53,6 +54,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "high, smoke, or one from --config",
     )
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="rounds (default 3)")
+    parser.add_argument(
+        "--precision",
+        metavar="PCT",
+        help="after --repeats rounds, keep adding rounds for the cells whose req/s is not yet "
+        "known to +-PCT %% (95 %% confidence interval; needs at least 6 repeats), e.g. 5%%",
+    )
+    parser.add_argument(
+        "--max-repeats",
+        type=int,
+        default=10,
+        metavar="N",
+        help="with --precision: at most N repeats of a cell (default 10)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        metavar="DURATION",
+        help="with --precision: stop adding rounds after this long, e.g. 15m or 900s",
+    )
     parser.add_argument("--duration", type=float, help="measured seconds, for every profile")
     parser.add_argument("--connections", type=int, help="connections, for every profile")
     parser.add_argument("--threads", type=int, help="wrk threads, for every profile")
@@ -231,6 +250,46 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
         recovery_s=args.recovery_timeout,
         url=target.url if target else None,
         allow_remote=bool(args.allow_remote),
+        precision=precision_goal(args),
+    )
+
+
+def _number(text: str, option: str, units: dict[str, float]) -> float:
+    for suffix, factor in units.items():
+        if suffix and text.endswith(suffix):
+            text, scale = text[: -len(suffix)], factor
+            break
+    else:
+        scale = units[""]
+    try:
+        value = float(text) * scale
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a number; e.g. {option} 5") from None
+    if value <= 0:
+        raise UsageError(f"{option} {text}: must be above zero")
+    return value
+
+
+def precision_goal(args: argparse.Namespace) -> PrecisionGoal | None:
+    """--precision, --max-repeats and --time-budget as a goal; None without --precision."""
+    if args.precision is None:
+        if args.time_budget is not None:
+            raise UsageError("--time-budget only applies with --precision; add e.g. --precision 5%")
+        return None
+    if args.max_repeats < max(args.repeats, 1):
+        raise UsageError(
+            f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}; raise it "
+            f"(a 95 % interval needs at least {repeats_for()} repeats)"
+        )
+    budget = (
+        _number(args.time_budget, "--time-budget", {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0})
+        if args.time_budget
+        else None
+    )
+    return PrecisionGoal(
+        target_pct=_number(args.precision.strip(), "--precision", {"%": 1.0, "": 1.0}),
+        max_repeats=args.max_repeats,
+        budget_s=budget,
     )
 
 

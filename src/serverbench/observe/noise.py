@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -93,11 +93,22 @@ class CpuSetNoise:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Disturbance:
+    kind: str  # steal, iowait, foreign_cpu, frequency, memory_pressure
+    side: str  # "server", "client" or "" for the host
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NoiseWindow:
+    """The noise of one measured window, as a run records it, with what was found disturbed
+    (judged when measured, by the limits of that time)."""
+
     window_s: float
     server: CpuSetNoise
     client: CpuSetNoise
     pressure_share: dict[str, float] = field(default_factory=dict)  # stalled time / window
+    disturbances: tuple[Disturbance, ...] = ()
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -275,22 +286,16 @@ def noise_window(
         for key in after.pressure_us
         if key in before.pressure_us and window_s > 0
     }
-    return NoiseWindow(
+    window = NoiseWindow(
         window_s=window_s,
         server=_cpu_set(before, after, server_cpus, window_s, used),
         client=_cpu_set(before, after, client_cpus, window_s, used),
         pressure_share=pressure,
     )
+    return replace(window, disturbances=tuple(disturbances(window)))
 
 
 # --- findings -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Disturbance:
-    kind: str  # steal, iowait, foreign_cpu, frequency, memory_pressure
-    side: str  # "server", "client" or "" for the host
-    text: str
 
 
 def _pct(share: float) -> str:
@@ -388,32 +393,3 @@ class NoiseProbe:
             self._client_cpus,
             {*benchmark_pids, os.getpid()},
         )
-
-
-def _set_to_dict(noise: CpuSetNoise) -> dict[str, object]:
-    return {
-        "cpus": list(noise.cpus),
-        "capacity_s": round(noise.capacity_s, 3),
-        "busy_s": round(noise.busy_s, 3),
-        "steal_s": round(noise.steal_s, 3),
-        "iowait_s": round(noise.iowait_s, 3),
-        "foreign_cpu_s": round(noise.foreign_cpu_s, 3),
-        "kernel_cpu_s": round(noise.kernel_cpu_s, 3),
-        "foreign": [
-            {"pid": p.pid, "name": p.name, "cpu_s": p.cpu_s, "cpu": p.cpu} for p in noise.foreign
-        ],
-        "frequency_khz": [list(pair) for pair in noise.frequency_khz],
-    }
-
-
-def noise_to_dict(window: NoiseWindow) -> dict[str, object]:
-    """What a run record keeps of the window, with the disturbances found in it."""
-    return {
-        "window_s": round(window.window_s, 3),
-        "server": _set_to_dict(window.server),
-        "client": _set_to_dict(window.client),
-        "pressure_share": {k: round(v, 4) for k, v in window.pressure_share.items()},
-        "disturbances": [
-            {"kind": d.kind, "side": d.side, "text": d.text} for d in disturbances(window)
-        ],
-    }

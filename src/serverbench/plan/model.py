@@ -12,6 +12,7 @@ from pathlib import Path
 from serverbench.apps.registry import BUILTIN_APPS, App
 from serverbench.observe.host_limits import CpuSplit
 from serverbench.plan.profiles import Profile
+from serverbench.results.inference import PrecisionGoal
 from serverbench.results.model import AppRecord, NotApplicable, PlanRecord, Role
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import interface_mismatch
@@ -45,6 +46,8 @@ class RunPlan:
     recovery_s: float = RECOVERY_S  # how long a server may take to answer again after the load
     url: str | None = None  # the user's own server (run --url): no stacks are started
     allow_remote: bool = False
+    # --precision: after `repeats` rounds, more rounds for the cells not yet precise enough
+    precision: PrecisionGoal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +130,7 @@ def plan_record(plan: RunPlan) -> PlanRecord:
         recovery_s=plan.recovery_s,
         url=plan.url,
         allow_remote=plan.allow_remote,
+        precision=plan.precision,
     )
 
 
@@ -148,6 +152,7 @@ def plan_from_record(
         order_seed=record.order_seed,
         url=record.url,
         allow_remote=record.allow_remote,
+        precision=record.precision,
     )
 
 

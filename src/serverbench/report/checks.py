@@ -12,23 +12,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from serverbench.report.evidence import grouped, littles_law_gap, nagle_signature
 from serverbench.report.facts import Facts, all_facts, closes_connections, label
 from serverbench.report.numbers import error_breakdown, format_rate, format_us, pct, rate_range
 from serverbench.results.model import Loop, ResultsDocument
-from serverbench.results.stats import littles_law_connections
 
 ERROR_RATE_LIMIT = 0.01  # above 1 % of attempts failed: the throughput is not a capacity figure
 SPREAD_LIMIT_PCT = 10.0
-LITTLE_TOLERANCE = 0.30
-LATENCY_FLOOR_US = (35_000.0, 50_000.0)  # Nagle + delayed ACK shows up as a ~40 ms p50
 CLIENT_SATURATION = 0.90
 SLOW_RECOVERY_S = 2.0  # a server answering the verifier later than this after the load
 
 CHECKED = (
     "error rate above 1 %, spread between repeats above 10 %, Little's law off by more than "
-    "30 %, p50 near 40 ms, wrk above 90 % of its CPUs, shared CPUs, host limits, TIME_WAIT "
-    "pauses, failed repeats, server processes exiting during a measurement, slow recovery "
-    "after the load, listen-queue overflows"
+    "30 % from counted requests where no timeouts, reconnects or synthetic samples explain "
+    "it, a p50 near 40 ms in the low-concurrency primer, wrk above 90 % of its CPUs, shared "
+    "CPUs, host limits and the doctor's checks, windows disturbed by CPU steal, foreign "
+    "processes or memory pressure, cells that missed --precision, TIME_WAIT pauses, failed "
+    "repeats, server processes exiting during a measurement, slow recovery after the load, "
+    "listen-queue overflows"
 )
 
 ANY_LOOP: frozenset[Loop] = frozenset({"closed", "open"})
@@ -110,57 +111,50 @@ def spread(document: ResultsDocument, f: Facts) -> list[str]:
     ]
 
 
-def _little_reason(document: ResultsDocument, f: Facts, above: bool) -> str:
-    run = f.cell.median_run
-    samples = run.wrk.latency_samples if run and run.wrk else 0
-    requests = f.measurement.requests if f.measurement else 0
-    if above:
-        if samples > requests:
-            return (
-                f"wrk's coordinated-omission correction added {samples - requests:,} synthetic "
-                f"samples to {requests:,} requests, which raises the mean latency"
-            )
-        return "the mean latency is higher than the loop can explain; check wrk's output"
-    if closes_connections(document, f.cell.stack):
-        return (
-            f"{f.cell.stack} closes the connection after every response, so part of each cycle "
-            "is wrk reconnecting, which its latency does not time; the loop is still closed"
-        )
-    return (
-        "responses past the timeout and failed connections are outside wrk's histogram, or "
-        "the server did not keep every connection busy"
-    )
-
-
 def littles_law(document: ResultsDocument, f: Facts) -> list[str]:
-    """In a closed loop every held connection has one request in flight: L = lambda x W."""
-    mean, held = f.mean_latency_us, f.wrk_connections
-    if mean is None or f.median_raw_rps <= 0 or not held:
+    """In a closed loop every held connection has one request in flight: L = lambda x W, from
+    the requests counted, and only where nothing measured explains a gap (report/evidence.py)."""
+    m, run = f.measurement, f.cell.median_run
+    if m is None or run is None:
         return []
-    in_flight = littles_law_connections(f.median_raw_rps, mean)
-    if abs(in_flight / held - 1) <= LITTLE_TOLERANCE:
-        return []
-    why = _little_reason(document, f, in_flight > held)
-    established = f.resources.client_connections if f.resources else None
-    sampled = (
-        f"; wrk held at most {established:,} established when sampled"
-        if established is not None and established < held
-        else ""
+    errors = m.errors
+    gap = littles_law_gap(
+        requests=m.requests,
+        duration_s=m.duration_s,
+        mean_latency_us=m.latency_mean_us,
+        latency_samples=run.wrk.latency_samples if run.wrk else m.requests,
+        connections=f.wrk_connections,
+        errors=errors.connect + errors.read + errors.write + errors.timeout,
+        closed_loop=m.loop == "closed",
+        reconnects=closes_connections(document, f.cell.stack),
     )
+    if gap is None:
+        return []
     return [
-        f"Little's law puts {in_flight:,.1f} requests in flight "
-        f"({f.median_raw_rps:,.0f} req/s x {format_us(mean)} mean) "
-        f"for {held:,} connections ({pct(in_flight / held * 100)}{sampled}): {why}"
+        f"Little's law puts {gap.in_flight:,.1f} requests in flight "
+        f"({gap.requests_per_sec:,.0f} requests counted per second x "
+        f"{format_us(gap.mean_latency_us)} mean) for {gap.connections:,} connections "
+        f"({pct(gap.ratio * 100)}), with no timeouts, socket errors, reconnects or synthetic "
+        "samples to explain it: the server did not keep every connection busy, or wrk could not"
     ]
 
 
 def latency_floor(document: ResultsDocument, f: Facts) -> list[str]:
-    p50 = f.percentile("50")
-    if p50 is None or not LATENCY_FLOOR_US[0] <= p50 <= LATENCY_FLOOR_US[1]:
-        return []
+    """Nagle meeting delayed ACKs, read from the primer (a few connections), never from a p50
+    under a heavy load, which is mostly the queue."""
+    run = f.cell.median_run
+    primer = run.primer if run is not None else None
+    found = nagle_signature(primer.latency_p50_us, primer.connections) if primer else None
+    return [found] if found else []
+
+
+def noise(document: ResultsDocument, f: Facts) -> list[str]:
+    """Each measured window the noise probe found disturbed, with its numbers."""
     return [
-        f"p50 is {format_us(p50)}, near 40 ms: the signature of Nagle's algorithm "
-        "meeting delayed ACKs (a response written in two segments without TCP_NODELAY)"
+        f"round {run.round}: {d.text}"
+        for run in f.cell.ok_runs
+        if run.noise is not None
+        for d in run.noise.disturbances
     ]
 
 
@@ -214,11 +208,12 @@ def slow_recovery(document: ResultsDocument, f: Facts) -> list[str]:
 
 
 def post_verify(document: ResultsDocument, f: Facts) -> list[str]:
-    return [
-        f"round {run.round}: after the load the answer was {run.post_verify}"
+    answers = [
+        f"after the load the answer was {run.post_verify}"
         for run in f.cell.ok_runs
         if run.post_verify
     ]
+    return grouped(answers, len(f.cell.ok_runs))
 
 
 CELL_CHECKS: tuple[CellCheck, ...] = (
@@ -234,6 +229,7 @@ CELL_CHECKS: tuple[CellCheck, ...] = (
     CellCheck(kind="listen_overflows", loops=ANY_LOOP, rule=listen_overflows),
     CellCheck(kind="slow_recovery", loops=ANY_LOOP, rule=slow_recovery),
     CellCheck(kind="post_verify", loops=ANY_LOOP, rule=post_verify),
+    CellCheck(kind="noise", loops=ANY_LOOP, rule=noise),
 )
 
 
@@ -254,6 +250,18 @@ def approximate_histogram(document: ResultsDocument, facts: Sequence[Facts]) -> 
         + ", ".join(approximate)
         + " come from histograms rebuilt from wrk's percentile grid (exact to one grid "
         "step): wrk's latency range made its exact histogram too costly to export"
+    ]
+
+
+def precision(document: ResultsDocument, facts: Sequence[Facts]) -> list[str]:
+    """The cells --precision could not make precise enough, and what stopped each."""
+    goal, outcome = document.plan.precision, document.precision
+    if goal is None or outcome is None:
+        return []
+    return [
+        f"{cell.stack} · {cell.app} · {cell.profile}: req/s did not reach ±{goal.target_pct:g} % "
+        f"(--precision): {cell.why}"
+        for cell in outcome.not_reached
     ]
 
 
@@ -282,6 +290,7 @@ def time_wait_pauses(document: ResultsDocument, facts: Sequence[Facts]) -> list[
 
 DOCUMENT_CHECKS: tuple[DocumentCheck, ...] = (
     DocumentCheck(kind="approximate_histogram", rule=approximate_histogram),
+    DocumentCheck(kind="precision", rule=precision),
     DocumentCheck(kind="shared_cpus", rule=shared_cpus),
     DocumentCheck(kind="host", rule=host_limits),
     DocumentCheck(kind="time_wait", rule=time_wait_pauses),

@@ -29,7 +29,7 @@ from serverbench.report.numbers import (
     format_rate,
     format_us,
     pct,
-    rate_text,
+    rate_with_unit,
 )
 from serverbench.report.ranking import ranking
 from serverbench.report.summary import HEADERS, RIGHT, status_text, summary_rows
@@ -399,7 +399,7 @@ def _app_conclusion(document: ResultsDocument, facts: Sequence[Facts], app: str)
         f = r.facts
         why = f" — ranked last: {r.disqualified}" if r.disqualified else ""
         items.append(
-            f"**{f.cell.stack}**: {rate_text(f.cell)} req/s, p50 {format_us(f.percentile('50'))}, "
+            f"**{f.cell.stack}**: {rate_with_unit(f.cell)}, p50 {format_us(f.percentile('50'))}, "
             f"p99 {format_us(f.percentile('99'))}, errors {pct(f.cell.error_rate * 100)}{why}"
         )
     blocks.append(Bullets(items=tuple(items), numbered=True))

@@ -9,16 +9,13 @@
   leave requests out of the histogram, and a server that closes every connection makes wrk
   reconnect in time the latency does not cover. Where any of those explains a gap, the rule
   stays silent rather than blaming the server.
-- A window the noise probe found disturbed (steal, foreign processes, memory pressure) is
-  named with its numbers, so a slow repeat is not read as a slow server.
 - Identical messages from several repeats are said once, with how many repeats said it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 LATENCY_FLOOR_US = (35_000.0, 50_000.0)
 LITTLE_TOLERANCE = 0.30
@@ -26,16 +23,13 @@ LITTLE_TOLERANCE = 0.30
 UNEXPLAINED_ERROR_SHARE = 0.01
 
 
-def nagle_signature(primer: Mapping[str, Any] | None) -> str | None:
-    """The finding when the primer's p50 sits near 40 ms; None otherwise or without a primer."""
-    if not primer:
-        return None
-    p50 = primer.get("latency_p50_us")
-    if p50 is None or not LATENCY_FLOOR_US[0] <= float(p50) <= LATENCY_FLOOR_US[1]:
+def nagle_signature(latency_p50_us: float | None, connections: int) -> str | None:
+    """The finding when the primer's p50 sits near 40 ms; None otherwise or without one."""
+    if latency_p50_us is None or not LATENCY_FLOOR_US[0] <= latency_p50_us <= LATENCY_FLOOR_US[1]:
         return None
     return (
-        f"with {primer.get('connections', '?')} connections (the primer) the p50 was "
-        f"{float(p50) / 1000:.1f} ms, near 40 ms: the signature of Nagle's algorithm meeting "
+        f"with {connections} connections (the primer) the p50 was "
+        f"{latency_p50_us / 1000:.1f} ms, near 40 ms: the signature of Nagle's algorithm meeting "
         "delayed ACKs (a response written in two segments without TCP_NODELAY)"
     )
 
@@ -84,12 +78,6 @@ def littles_law_gap(
         mean_latency_us=mean_latency_us,
     )
     return gap if abs(gap.ratio - 1) > LITTLE_TOLERANCE else None
-
-
-def noise_findings(run: Mapping[str, Any]) -> list[str]:
-    """The disturbances the noise probe recorded for one measured window."""
-    noise = run.get("noise") or {}
-    return [str(d["text"]) for d in noise.get("disturbances", [])]
 
 
 def grouped(messages: Sequence[str], repeats: int) -> list[str]:

@@ -57,6 +57,15 @@ def rate_text(cell: Cell, *, always: bool = False) -> str:
     return format_rate(estimate.median)
 
 
+def rate_with_unit(cell: Cell) -> str:
+    """ "8,643 req/s ±23.7 % (50 % CI, 2 repeats)": for a sentence, the unit by the number."""
+    estimate = cell.rps_estimate
+    if estimate is None:
+        return cell.status.upper()
+    spread = f" {plus_minus(estimate)}" if estimate.count > 1 else ""
+    return f"{format_rate(estimate.median)} req/s{spread}"
+
+
 def error_breakdown(cell: Cell) -> str:
     """A cell's errors by kind, e.g. "timeout 1,200, non-2xx/3xx 3", or "none"."""
     errors = cell.errors

@@ -17,10 +17,13 @@ from typing import Any, Literal
 
 from serverbench.apps.registry import ExpectedResponse
 from serverbench.load.wrk import WrkDetails
+from serverbench.observe.doctor import Finding
 from serverbench.observe.environment import Environment
 from serverbench.observe.host_limits import CpuSplit
+from serverbench.observe.noise import NoiseWindow
 from serverbench.observe.sampler import Usage
 from serverbench.plan.profiles import Profile
+from serverbench.results.inference import PrecisionGoal
 
 DocumentStatus = Literal["running", "interrupted", "complete"]
 RunStatus = Literal["ok", "failed", "skipped"]
@@ -144,6 +147,17 @@ class RunUsage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PrimerRecord:
+    """The short low-concurrency load before the warm-up: the latency of one request at a
+    time, without the queue a heavy load builds (what the 40 ms check reads)."""
+
+    connections: int
+    requests: int
+    requests_per_sec: float
+    latency_p50_us: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
     """One job: a stack serving an app under a profile, in one round."""
 
@@ -171,6 +185,8 @@ class RunRecord:
     kernel: dict[str, int] = field(default_factory=dict)  # listen-queue counters, window delta
     process_exits: tuple[ProcessExit, ...] = ()
     process_restarts: int = 0
+    primer: PrimerRecord | None = None
+    noise: NoiseWindow | None = None  # what else the machine did during the measured window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,6 +268,23 @@ class PlanRecord:
     recovery_s: float = 60.0
     url: str | None = None
     allow_remote: bool = False
+    precision: PrecisionGoal | None = None  # run --precision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotReached:
+    """A cell --precision could not make precise enough, and what stopped it."""
+
+    stack: str
+    app: str
+    profile: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrecisionOutcome:
+    elapsed_s: float
+    not_reached: tuple[NotReached, ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -274,6 +307,8 @@ class ResultsDocument:
     references: References = field(default_factory=References)
     runs: list[RunRecord] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    doctor: list[Finding] = field(default_factory=list)  # the host checks before the run
+    precision: PrecisionOutcome | None = None
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.plan.profiles if p.name == name), None)

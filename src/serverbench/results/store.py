@@ -17,7 +17,9 @@ Format history (SCHEMA_VERSION):
         requests, good responses, errors by kind, rates, latency percentiles and histogram)
         replaces `derived` and wrk's counts; `wrk` keeps only what wrk alone knows (its
         latency and per-thread spreads); `wrk_argv` is `load_argv`. Stacks record
-        `variant_of` and `keeps_alive`, apps their `workload`.
+        `variant_of` and `keeps_alive`, apps their `workload`. Optional, absent in earlier
+        version-3 files: a run's `primer` and `noise`, the document's `doctor` findings and
+        `precision` outcome, the plan's `precision` goal.
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from serverbench.observe import host_limits, kernel_counters
+from serverbench.observe.noise import NoiseProbe
 from serverbench.observe.sampler import Monitor
 from serverbench.run.process import ManagedProcess
 from serverbench.run.verify import accepts_connection
@@ -70,6 +71,10 @@ class Host(Protocol):
 
     def listen_queue_counters(self) -> dict[str, int]:
         """The kernel's counters of connections dropped before a server accepted them."""
+        ...
+
+    def noise_probe(self, server_cpus: Sequence[int], client_cpus: Sequence[int]) -> NoiseProbe:
+        """What else the machine does on these CPUs while a window is measured."""
         ...
 
     def time_wait_count(self) -> int: ...
@@ -124,6 +129,9 @@ class LocalHost:
 
     def listen_queue_counters(self) -> dict[str, int]:
         return kernel_counters.read_counters()
+
+    def noise_probe(self, server_cpus: Sequence[int], client_cpus: Sequence[int]) -> NoiseProbe:
+        return NoiseProbe(server_cpus, client_cpus)
 
     def time_wait_count(self) -> int:
         return host_limits.time_wait_count()

@@ -52,6 +52,15 @@ class RunProgress:
         if self._bar is not None:
             self._bar.stop()
 
+    def extend(self, seconds: float, steps: int) -> None:
+        """More work than planned: the rounds --precision adds."""
+        if steps == 0:
+            return
+        self.total_s += seconds
+        self.steps += steps
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=self.total_s)
+
     def left_s(self) -> float:
         elapsed = time.monotonic() - self.started
         if self.done_s <= 0:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from serverbench import __version__
+from serverbench.observe.doctor import diagnose, read_host_facts, warnings_of
 from serverbench.observe.environment import collect_environment
-from serverbench.observe.host_limits import backlog_warnings
 from serverbench.plan.model import (
     EXTERNAL_STACK,
     REFERENCE_STACK,
@@ -23,6 +23,8 @@ from serverbench.results.store import SCHEMA_VERSION
 from serverbench.run.url_target import EXTERNAL_NOTE
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import package_versions
+
+DOCTOR_SAMPLE_S = 0.5  # watching steal and busy processes before the run
 
 
 def now() -> str:
@@ -57,6 +59,8 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> ResultsDocument:
     for name in (*plan.stack_names, *((REFERENCE_STACK,) if plan.references else ())):
         stacks[name] = stack_record(name)
     max_connections = max(p.connections for p in plan.profiles)
+    # the doctor's checks (`serverbench doctor`) for the heaviest profile, recorded and warned
+    findings = diagnose(read_host_facts(DOCTOR_SAMPLE_S), max_connections)
     return ResultsDocument(
         schema_version=SCHEMA_VERSION,
         serverbench_version=__version__,
@@ -66,7 +70,8 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> ResultsDocument:
         command=tuple(command),
         environment=collect_environment(),
         cpu_split=plan.split,
-        host_warnings=backlog_warnings(max_connections),
+        host_warnings=warnings_of(findings),
+        doctor=findings,
         plan=plan_record(plan),
         apps={app.name: app_record(app, plan.url) for app in plan.apps},
         stacks=stacks,

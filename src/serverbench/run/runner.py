@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import random
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from serverbench.errors import (
 from serverbench.load.engine import EngineRun, LoadEngine, LoadRequest
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.kernel_counters import difference
+from serverbench.observe.noise import NoiseWindow
 from serverbench.observe.sampler import Monitor, Usage
 from serverbench.plan.model import Job, RunPlan, plan_jobs
 from serverbench.results.model import (
@@ -37,6 +39,9 @@ from serverbench.results.model import (
     CpuPins,
     Event,
     Failure,
+    NotReached,
+    PrecisionOutcome,
+    PrimerRecord,
     ProcessExit,
     ResultsDocument,
     RunRecord,
@@ -83,6 +88,10 @@ def split_usage(usage: Usage, client: str) -> RunUsage:
     )
 
 
+def _disturbed(run: RunRecord) -> bool:
+    return bool(run.noise and run.noise.disturbances)
+
+
 def process_tree(running: RunningStack) -> dict[int, str]:
     """pid -> "component: process name" for every live process of the stack."""
     return {
@@ -121,19 +130,29 @@ class Runner:
             return self._run(jobs)
 
     def _run(self, jobs: list[Job]) -> ResultsDocument:
+        started = time.monotonic()
         try:
             with RunProgress(
                 sum(j.planned_s for j in jobs) + 4 * len(self.plan.apps), len(jobs)
             ) as progress:
                 self._measure_app_costs(progress)
-                for job in jobs:
-                    progress.begin(
-                        f"{job.stack} · {job.app.name} · {job.profile.name} · round {job.round}/{self.plan.repeats}"
-                    )
-                    self._drain_time_wait(progress)
-                    self.document.runs.append(self._run_job(job, progress))
-                    self.save()
-                    progress.finish(job.planned_s)
+                while jobs:
+                    for job in jobs:
+                        which = (
+                            f"{job.round}/{self.plan.repeats}"
+                            if job.round <= self.plan.repeats
+                            else f"{job.round} (for precision)"
+                        )
+                        progress.begin(
+                            f"{job.stack} · {job.app.name} · {job.profile.name} · round {which}"
+                        )
+                        self._drain_time_wait(progress)
+                        self.document.runs.append(self._run_job(job, progress))
+                        self.save()
+                        progress.finish(job.planned_s)
+                    jobs = self._precision_round(time.monotonic() - started)
+                    progress.extend(sum(j.planned_s for j in jobs), len(jobs))
+                self._record_precision(time.monotonic() - started)
         except BaseException:
             self.document.status = "interrupted"
             self.save()
@@ -141,6 +160,57 @@ class Runner:
         self.document.status = "complete"
         self.save()
         return self.document
+
+    def _cells(self) -> dict[tuple[str, str, str], list[RunRecord]]:
+        runs: dict[tuple[str, str, str], list[RunRecord]] = {}
+        for run in self.document.runs:
+            runs.setdefault((run.stack, run.app, run.profile), []).append(run)
+        return runs
+
+    def _precision_round(self, elapsed_s: float) -> list[Job]:
+        """The next round's jobs under --precision: every cell that measured, is not yet
+        within the target (or whose last window, after an undisturbed one, was disturbed) and
+        is under the cap."""
+        goal = self.plan.precision
+        if goal is None:
+            return []
+        planned = {(j.stack, j.app.name, j.profile.name): j for j in plan_jobs(self.plan)}
+        values: dict[tuple[str, str, str], list[float]] = {}
+        disturbed = []
+        for key, runs in self._cells().items():
+            ok = [
+                r.measurement.requests_per_sec for r in runs if r.status == "ok" and r.measurement
+            ]
+            if key not in planned or not ok or len(runs) >= goal.max_repeats:
+                continue  # failing cells are not retried for precision
+            values[key] = ok
+            # a disturbed window earns one more repeat, not a chain of them on a busy machine
+            if _disturbed(runs[-1]) and (len(runs) < 2 or not _disturbed(runs[-2])):
+                disturbed.append(key)
+        keys = goal.cells_to_repeat(
+            values, elapsed_s, {key: planned[key].planned_s for key in values}, force=disturbed
+        )
+        round_number = max((run.round for run in self.document.runs), default=0) + 1
+        order = list(keys)
+        random.Random(self.plan.order_seed + round_number).shuffle(order)
+        return [dataclasses.replace(planned[key], round=round_number) for key in order]
+
+    def _record_precision(self, elapsed_s: float) -> None:
+        goal = self.plan.precision
+        if goal is None:
+            return
+        budget_spent = goal.budget_s is not None and elapsed_s >= goal.budget_s * 0.9
+        not_reached = []
+        for (stack, app, profile), runs in self._cells().items():
+            ok = [
+                r.measurement.requests_per_sec for r in runs if r.status == "ok" and r.measurement
+            ]
+            why = goal.why_not_reached(ok, budget_spent) if ok else None
+            if why is not None:
+                not_reached.append(NotReached(stack=stack, app=app, profile=profile, why=why))
+        self.document.precision = PrecisionOutcome(
+            elapsed_s=round(elapsed_s, 1), not_reached=tuple(not_reached)
+        )
 
     def _measure_app_costs(self, progress: RunProgress) -> None:
         costs = self.document.references.app_cost
@@ -246,12 +316,17 @@ class Runner:
         request: LoadRequest,
         label: str,
         watch: bool = False,
-    ) -> tuple[EngineRun, Usage | None]:
+    ) -> tuple[EngineRun, Usage | None, NoiseWindow | None]:
         """One window of load; with `watch`, every process of the stack and of the load
-        generator is sampled from the moment the generator runs until it ends."""
+        generator is sampled from the moment the generator runs until it ends, and so is what
+        else the machine did on the server and client CPUs meanwhile."""
         monitors: list[Monitor] = []
+        probe = self.host.noise_probe(self.plan.split.server_cpus, self.plan.split.client_cpus)
+        engine_pids: list[int] = []
 
         def on_start(pids: Sequence[int]) -> None:
+            probe.start()
+            engine_pids.extend(pids)
             components = dict(running.component_pids())
             for i, pid in enumerate(pids):
                 components[self.engine.name if i == 0 else f"{self.engine.name}-{i}"] = pid
@@ -269,7 +344,12 @@ class Runner:
             )
         finally:
             usage = monitors[0].stop() if monitors else None
-        return result, usage
+        noise = (
+            probe.stop({*engine_pids, *process_tree(running), *running.component_pids().values()})
+            if engine_pids
+            else None
+        )
+        return result, usage, noise
 
     def _post_verify(self, running: RunningStack, app: App) -> tuple[Mismatch | None, float]:
         """The answer after the load, and how many seconds the server took to give it.
@@ -300,7 +380,7 @@ class Runner:
                 duration_s=max(1.0, profile.primer_s),
                 timeout_s=profile.timeout_s,
             )
-            self._load(job, running, primer, "primer")
+            primed, _, _ = self._load(job, running, primer, "primer")
         shape = LoadRequest(
             url=url,
             threads=profile.threads,
@@ -321,10 +401,19 @@ class Runner:
             ),
             "url": self.plan.url if job.role == "external" else None,
         }
+        if profile.primer_s > 0:
+            # a few connections, one request each at a time: the latency floor of one request,
+            # which the Nagle/delayed-ACK check reads (a p50 under load is mostly queueing)
+            common["primer"] = PrimerRecord(
+                connections=primer.connections,
+                requests=primed.measurement.requests,
+                requests_per_sec=primed.measurement.requests_per_sec,
+                latency_p50_us=primed.measurement.latency_percentiles_us.get("50"),
+            )
         tree_before = process_tree(running)
         counters_before = self.host.listen_queue_counters()
         try:
-            result, usage = self._load(job, running, shape, "measure", watch=True)
+            result, usage, noise = self._load(job, running, shape, "measure", watch=True)
         except LoadGeneratorError as error:
             return self._record(
                 job,
@@ -359,6 +448,8 @@ class Runner:
             # a server process that exited during the load, e.g. a killed worker its master replaced
             "process_exits": tuple(exits),
             "process_restarts": min(len(exits), len(starts)),
+            # what else the machine did in the window: steal, foreign processes, pressure
+            "noise": noise,
         }
         after = AfterLoad(
             died=running.exited(), mismatch=mismatch, recovery_limit_s=self.plan.recovery_s
