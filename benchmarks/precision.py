@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import random
 import signal
@@ -37,7 +36,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from serverbench.results.inference import (
     SEPARATE_RUNS_DRIFT_PCT,
@@ -46,6 +44,8 @@ from serverbench.results.inference import (
     paired_change,
     unpaired_change,
 )
+from serverbench.results.model import RunRecord
+from serverbench.results.store import load
 
 APPS_SOURCE = '''"""Three copies of the seed app for benchmarks/precision.py."""
 
@@ -103,14 +103,19 @@ def serverbench_run(out: Path, app_dir: Path, apps: Sequence[str], repeats: int)
     return out / "results.json"
 
 
-def per_cpu_s(run: dict[str, Any]) -> float:
+def rps(run: RunRecord) -> float:
+    return run.measurement.requests_per_sec if run.measurement else math.nan
+
+
+def per_cpu_s(run: RunRecord) -> float:
     """Good responses per CPU-second of the server: what CPU contention changes least."""
-    cpu_s = sum(c["cpu_seconds"] for c in run["usage"]["server"]["components"])
-    return float(run["derived"]["good_responses"]) / cpu_s if cpu_s > 0 else math.nan
+    cpu_s = sum(c.cpu_seconds for c in run.usage.server.components) if run.usage else 0.0
+    good = run.measurement.good_responses if run.measurement else 0
+    return good / cpu_s if cpu_s > 0 else math.nan
 
 
-METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
-    "req/s": lambda run: float(run["derived"]["requests_per_sec"]),
+METRICS: dict[str, Callable[[RunRecord], float]] = {
+    "req/s": rps,
     "good responses per server CPU-second": per_cpu_s,
 }
 
@@ -119,24 +124,22 @@ def by_round(
     results: Path, app: str, quiet_only: bool = False, metric: str = "req/s"
 ) -> dict[int, float]:
     """A metric per round; `quiet_only` keeps the windows the noise probe found undisturbed."""
-    document = json.loads(results.read_text())
     return {
-        int(run["round"]): METRICS[metric](run)
-        for run in document["runs"]
-        if run["app"] == app
-        and run["status"] == "ok"
-        and not (quiet_only and (run.get("noise") or {}).get("disturbances"))
+        run.round: METRICS[metric](run)
+        for run in load(results).runs
+        if run.app == app
+        and run.status == "ok"
+        and not (quiet_only and run.noise is not None and run.noise.disturbances)
     }
 
 
 def job_seconds(results: Path) -> float:
-    """Mean wall time of one job, start to finish (start-up, primer, warm-up, load, checks)."""
-    document = json.loads(results.read_text())
-    spans = [
-        (datetime.fromisoformat(b["started_at"]) - datetime.fromisoformat(a["started_at"]))
-        for a, b in itertools.pairwise(document["runs"])
+    """Median wall time of one job, start to start (start-up, primer, warm-up, load, checks)."""
+    starts = [
+        datetime.fromisoformat(run.started_at) for run in load(results).runs if run.started_at
     ]
-    return statistics.median(s.total_seconds() for s in spans) if spans else math.nan
+    spans = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    return statistics.median(spans) if spans else math.nan
 
 
 def significant(change: Change | None) -> bool:
