@@ -57,7 +57,7 @@ def test_a_ready_machine_is_ok_everywhere():
             {"busy_processes": (ForeignProcess(pid=77, name="backup", cpu_s=0.5, cpu=0),)},
             "busy processes",
             "warn",
-            "kill 77",
+            "(pids 77)",
         ),
         (
             {"sysctls": {**READY.sysctls, "net.core.somaxconn": "4096"}},

@@ -1,12 +1,6 @@
 import pytest
 
-from serverbench.results.stats import (
-    Summary,
-    littles_law_connections,
-    median_index,
-    separated,
-    summarize,
-)
+from serverbench.results.stats import median_index, summarize
 
 
 def test_summary_of_an_odd_count():
@@ -32,19 +26,3 @@ def test_spread_of_a_zero_median():
     summary = summarize([0.0])
     assert summary is not None
     assert summary.spread_pct == 0.0
-
-
-def test_littles_law():
-    assert littles_law_connections(10_000, 5_000) == pytest.approx(50.0)
-
-
-def test_ranges_apart_overlapping_or_unknown():
-    def s(*values: float) -> Summary:
-        summary = summarize(values)
-        assert summary is not None
-        return summary
-
-    assert separated(s(1, 2), s(3, 4)) is True
-    assert separated(s(1, 3), s(2, 4)) is False
-    assert separated(s(1), s(5)) is None  # one repeat each: noise cannot be told apart
-    assert separated(s(1, 2), s(5)) is True

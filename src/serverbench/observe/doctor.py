@@ -211,7 +211,7 @@ def check_busy_processes(facts: HostFacts, connections: int) -> Finding:
         status="warn",
         found=listed,
         why="they compete with the server and wrk for the CPUs; a run records them per window",
-        fix="stop them or wait for them to finish (kill "
+        fix="stop them, or wait until they finish (pids "
         + " ".join(str(p.pid) for p in facts.busy_processes[:5])
         + ")",
     )

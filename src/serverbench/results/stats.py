@@ -1,4 +1,5 @@
-"""Statistics over repeats: median with min-max, spread; never an average of percentiles.
+"""Statistics over repeats: median with min-max, spread; never an average of percentiles
+(intervals and tests of a change: results/inference.py).
 
 Percentiles over several repeats come from their merged HDR histograms (exact merge), not
 from averaging each repeat's percentiles.
@@ -26,13 +27,6 @@ class Summary:
         return (self.maximum - self.minimum) / self.median * 100
 
 
-def separated(a: Summary, b: Summary) -> bool | None:
-    """Whether two min-max ranges do not overlap; None when one repeat each cannot tell."""
-    if a.count < 2 and b.count < 2:
-        return None
-    return a.maximum < b.minimum or b.maximum < a.minimum
-
-
 def summarize(values: Sequence[float]) -> Summary | None:
     if not values:
         return None
@@ -48,8 +42,3 @@ def median_index(values: Sequence[float]) -> int:
     """Index of the repeat whose value is `Summary.median`: the run shown in wrk's layout."""
     order = sorted(range(len(values)), key=lambda i: values[i])
     return order[(len(order) - 1) // 2]
-
-
-def littles_law_connections(requests_per_sec: float, mean_latency_us: float) -> float:
-    """Connections a closed loop must have had in flight: L = lambda x W."""
-    return requests_per_sec * mean_latency_us / 1e6
