@@ -1,0 +1,482 @@
+"""One client process's load: an asyncio (uvloop) loop that sends requests at their intended
+times over a bounded pool of keep-alive connections and measures every answer from the time
+the request was meant to be sent.
+
+Hot path, kept tight on purpose (the engine must schedule 50,000 req/s on one core):
+- a timerfd armed at the next intended send time (no task or timer per request; libuv's own
+  timers only have 1 ms resolution), waking at most every `tick_s` and sending every request
+  whose time has come; a response that completes also sends what is due, for free;
+- pre-built request bytes, one httptools parser per connection with only the
+  message-complete callback (a sampled response gets a parser that keeps headers and body);
+- latency and send lag counted per HdrHistogram bucket (`histogram.Recorder`), the garbage
+  collector off during the run.
+
+A request that finds no idle connection waits in a FIFO queue; the pool opens connections on
+demand up to `max_connections`, and the wait counts in the request's latency. Connections the
+server closes (`Connection: close`, nginx's keep-alive limit) are replaced when needed. A
+request unanswered `timeout_s` after its intended time is a timeout: its connection is closed,
+since HTTP/1.1 has no other way to give up on one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httptools
+
+from serverbench.load.open_loop.histogram import Recorder, encode
+from serverbench.load.open_loop.result import (
+    ErrorCounts,
+    ErrorKind,
+    ProcessPart,
+    ResponseSample,
+    loss_error_kind,
+)
+from serverbench.load.open_loop.schedule import ProcessSchedule
+from serverbench.load.open_loop.settings import OpenLoopSettings
+from serverbench.load.open_loop.target import Target
+
+_INF = float("inf")
+_SWEEP_S = 0.01  # how often requests are checked for timeouts
+_DRAIN_SLACK_S = 0.05
+
+_CLOCK_MONOTONIC = 1  # time.monotonic() reads CLOCK_MONOTONIC on Linux
+_TFD_NONBLOCK = os.O_NONBLOCK
+_TFD_CLOEXEC = os.O_CLOEXEC
+_TFD_TIMER_ABSTIME = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = (("it_interval", _Timespec), ("it_value", _Timespec))
+
+
+class _Timer:
+    """A one-shot CLOCK_MONOTONIC timerfd: sub-millisecond wake-ups through the event loop."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self._libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self._spec = _Itimerspec()
+        self._settime = self._libc.timerfd_settime
+        self._spec_ref = ctypes.byref(self._spec)
+
+    def arm_at(self, at_s: float) -> None:
+        ns = int(at_s * 1e9)
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = divmod(max(ns, 1), 1_000_000_000)
+        self._settime(self.fd, _TFD_TIMER_ABSTIME, self._spec_ref, None)
+
+    def consume(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 8)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerPlan:
+    """Everything one client process needs; sent to it by the engine."""
+
+    index: int
+    cpu: int | None
+    target: Target
+    settings: OpenLoopSettings
+    schedule: ProcessSchedule
+
+
+# connection states
+_CONNECTING, _IDLE, _BUSY, _CLOSED = range(4)
+
+
+class _Sample:
+    """Parser callbacks for a response that is kept: headers and body as well."""
+
+    __slots__ = ("body", "connection", "content_type")
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+        self.content_type = ""
+        self.body = bytearray()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-type":
+            self.content_type = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        connection = self.connection
+        parser = connection.parser
+        connection.client.samples.append(
+            ResponseSample(
+                process=connection.client.plan.index,
+                status=parser.get_status_code(),
+                content_type=self.content_type,
+                body=bytes(self.body),
+            )
+        )
+        connection.parser = connection.fast_parser
+        connection.client.answered(connection, parser.get_status_code(), parser.should_keep_alive())
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("client", "fast_parser", "intended_s", "parser", "state", "transport")
+
+    def __init__(self, client: _Client) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.fast_parser = httptools.HttpResponseParser(self)
+        self.parser = self.fast_parser
+        self.intended_s = 0.0  # intended send time of the request in flight (state _BUSY)
+        self.state = _CONNECTING
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its interface
+        self.transport = cast(asyncio.Transport, transport)
+        self.client.connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            raise  # a bug in our callbacks, not the server's answer
+        except httptools.HttpParserError:
+            self.client.failed(self, "read")
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        self.client.answered(self, parser.get_status_code(), parser.should_keep_alive())
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost decides what it means
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.lost(self)
+
+
+class _Client:
+    """The pool, the schedule and the counters of one client process."""
+
+    def __init__(self, plan: WorkerPlan, start_s: float) -> None:
+        settings = plan.settings
+        self.plan = plan
+        self.loop = asyncio.get_running_loop()
+        self.request = plan.target.request_bytes()
+        self.timeout_s = settings.timeout_s
+        self.tick_s = settings.tick_s
+        self.max_connections = settings.max_connections
+        self.window_start_s = start_s + settings.warmup_s
+        self.window_end_s = self.window_start_s + settings.duration_s
+        self.arrivals: Iterator[float] = map(
+            start_s.__add__, plan.schedule.offsets_s(settings.warmup_s + settings.duration_s)
+        )
+        self.next_s = next(self.arrivals, _INF)
+
+        self.idle: list[_Connection] = []
+        self.waiting: deque[float] = deque()  # intended times of requests without a connection
+        self.connections: set[_Connection] = set()  # open ones, idle or busy
+        self.opening = 0
+        self.connect_tasks: set[asyncio.Task[Any]] = set()
+
+        self.latency = Recorder()
+        self.send_lag = Recorder()
+        self.scheduled = 0
+        self.sent = 0
+        self.sent_in_window_wall = 0
+        self.responses = 0
+        self.good = 0
+        self.waited = 0
+        self.pool_full = 0
+        self.connections_opened = 0
+        self.errors: dict[ErrorKind, int] = dict.fromkeys(ErrorCounts.KINDS, 0)
+
+        self.issued = 0  # every request, warm-up included: picks the sampled ones
+        self.samples: list[ResponseSample] = []
+        self.sample_first = settings.samples_first
+        expected = int(plan.schedule.rate_per_s * (settings.warmup_s + settings.duration_s))
+        rng = random.Random(plan.schedule.seed)
+        self.sample_at = sorted(
+            rng.sample(range(expected), min(settings.samples_random, expected)), reverse=True
+        )
+
+        self.timer = _Timer()
+        self.finishing = False  # the schedule is over; waiting for the last answers
+        self.finished = self.loop.create_future()
+        self.cpu_start_s = 0.0
+        self.cpu_end_s = 0.0
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.loop.set_exception_handler(self.on_loop_error)
+        self.loop.add_reader(self.timer.fd, self.on_timer)
+        self.timer.arm_at(self.next_s if self.next_s < _INF else self.window_end_s)
+        self.loop.call_at(self._loop_time(self.window_start_s), self.mark_window_start)
+        self.loop.call_at(self._loop_time(self.window_end_s), self.mark_window_end)
+        self.loop.call_later(_SWEEP_S, self.sweep)
+
+    def _loop_time(self, monotonic_s: float) -> float:
+        return self.loop.time() + (monotonic_s - time.monotonic())
+
+    def mark_window_start(self) -> None:
+        self.cpu_start_s = time.process_time()
+
+    def mark_window_end(self) -> None:
+        self.cpu_end_s = time.process_time()
+
+    def on_timer(self) -> None:
+        self.timer.consume()
+        now = time.monotonic()
+        if self.next_s <= now:
+            self.dispatch_due(now)
+        if self.next_s < _INF:
+            self.timer.arm_at(max(self.next_s, now + self.tick_s))
+
+    def dispatch_due(self, now: float) -> None:
+        t = self.next_s
+        window_start_s, window_end_s = self.window_start_s, self.window_end_s
+        arrivals = self.arrivals
+        while t <= now:
+            if window_start_s <= t < window_end_s:
+                self.scheduled += 1
+                self.send_lag.record(int((now - t) * 1e6))
+            if self.idle:
+                self.send(self.idle.pop(), t, now)
+            else:
+                self.waiting.append(t)
+                if window_start_s <= t < window_end_s:
+                    self.waited += 1
+                    if len(self.connections) + self.opening >= self.max_connections:
+                        self.pool_full += 1
+                self.maybe_open()
+            t = next(arrivals, _INF)
+        self.next_s = t
+
+    def send(self, connection: _Connection, intended_s: float, now: float) -> None:
+        connection.state = _BUSY
+        connection.intended_s = intended_s
+        issued = self.issued
+        self.issued = issued + 1
+        sample_at = self.sample_at
+        if sample_at and sample_at[-1] == issued:
+            sample_at.pop()
+            connection.parser = httptools.HttpResponseParser(_Sample(connection))
+        elif issued < self.sample_first:
+            connection.parser = httptools.HttpResponseParser(_Sample(connection))
+        if self.window_start_s <= intended_s < self.window_end_s:
+            self.sent += 1
+        if self.window_start_s <= now < self.window_end_s:
+            self.sent_in_window_wall += 1
+        assert connection.transport is not None
+        connection.transport.write(self.request)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def maybe_open(self) -> None:
+        if (
+            self.opening < len(self.waiting)
+            and len(self.connections) + self.opening < self.max_connections
+        ):
+            self.opening += 1
+            task = self.loop.create_task(self.open_one())
+            self.connect_tasks.add(task)
+            task.add_done_callback(self.connect_tasks.discard)
+
+    async def open_one(self) -> None:
+        target = self.plan.target
+        try:
+            await self.loop.create_connection(lambda: _Connection(self), target.host, target.port)
+        except OSError:
+            self.opening -= 1
+            if self.in_window_wall():
+                self.errors["connect"] += 1
+
+    def in_window_wall(self) -> bool:
+        return self.window_start_s <= time.monotonic() < self.window_end_s
+
+    def connected(self, connection: _Connection) -> None:
+        self.opening -= 1
+        self.connections_opened += 1
+        self.connections.add(connection)
+        if self.waiting:
+            self.send(connection, self.waiting.popleft(), time.monotonic())
+        else:
+            connection.state = _IDLE
+            self.idle.append(connection)
+        if self.finishing:
+            self.check_done()
+
+    def answered(self, connection: _Connection, status: int, keep_alive: bool) -> None:
+        if connection.state != _BUSY:  # an answer nobody asked for: not HTTP/1.1 as we know it
+            self.failed(connection, "read")
+            return
+        now = time.monotonic()
+        t = connection.intended_s
+        if self.window_start_s <= t < self.window_end_s:
+            latency_s = now - t
+            if latency_s > self.timeout_s:
+                self.errors["timeout"] += 1
+            else:
+                self.responses += 1
+                if status < 400:
+                    self.good += 1
+                    self.latency.record(int(latency_s * 1e6))
+                else:
+                    self.errors["status"] += 1
+        if not keep_alive:
+            self.close(connection)
+            if self.waiting:
+                self.maybe_open()
+        elif self.waiting:
+            self.send(connection, self.waiting.popleft(), now)
+        else:
+            connection.state = _IDLE
+            self.idle.append(connection)
+        if self.next_s <= now:
+            self.dispatch_due(now)
+        if self.finishing:
+            self.check_done()
+
+    def close(self, connection: _Connection, *, abort: bool = False) -> None:
+        """Close on our side: whatever connection_lost reports later means nothing."""
+        if connection.state == _IDLE:
+            self.idle.remove(connection)
+        connection.state = _CLOSED
+        self.connections.discard(connection)
+        if connection.transport is not None:
+            if abort:
+                connection.transport.abort()
+            else:
+                connection.transport.close()
+
+    def failed(self, connection: _Connection, kind: ErrorKind) -> None:
+        if connection.state == _BUSY:
+            self.count_error(connection.intended_s, kind)
+        self.close(connection, abort=True)
+        if self.waiting:
+            self.maybe_open()
+        if self.finishing:
+            self.check_done()
+
+    def lost(self, connection: _Connection) -> None:
+        if connection.state == _CLOSED:
+            return
+        if connection.state == _BUSY:
+            transport = connection.transport
+            unsent = transport.get_write_buffer_size() if transport is not None else 0
+            kind = loss_error_kind(unsent_bytes=unsent)
+            self.count_error(connection.intended_s, kind)
+        self.close(connection)
+        if self.waiting:
+            self.maybe_open()
+        if self.finishing:
+            self.check_done()
+
+    def count_error(self, intended_s: float, kind: ErrorKind) -> None:
+        if self.window_start_s <= intended_s < self.window_end_s:
+            self.errors[kind] += 1
+
+    # -- timeouts and the end ----------------------------------------------------------------
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        deadline = now - self.timeout_s
+        waiting = self.waiting
+        while waiting and waiting[0] < deadline:
+            self.count_error(waiting.popleft(), "timeout")
+        late = [c for c in self.connections if c.state == _BUSY and c.intended_s < deadline]
+        for connection in late:
+            self.count_error(connection.intended_s, "timeout")
+            self.close(connection, abort=True)
+        if late and waiting:
+            self.maybe_open()
+        if not self.finishing and self.next_s == _INF and now >= self.window_end_s:
+            self.finishing = True
+            self.loop.call_at(
+                self._loop_time(self.window_end_s + self.timeout_s + _DRAIN_SLACK_S),
+                self.finish,
+            )
+        if self.finishing:
+            self.check_done()
+        if not self.finished.done():
+            self.loop.call_later(_SWEEP_S, self.sweep)
+
+    def check_done(self) -> None:
+        busy = any(c.state == _BUSY for c in self.connections)
+        if not busy and not self.waiting:
+            self.finish()
+
+    def on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An exception in a callback is a bug: end the run with it instead of measuring on."""
+        error = context.get("exception") or RuntimeError(context.get("message", "loop error"))
+        if not self.finished.done():
+            self.finished.set_exception(error)
+
+    def finish(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def shut(self) -> None:
+        self.loop.remove_reader(self.timer.fd)
+        self.timer.close()
+        for task in self.connect_tasks:
+            task.cancel()
+        for connection in list(self.connections):
+            self.close(connection)
+
+    def part(self, pid: int) -> ProcessPart:
+        duration_s = self.plan.settings.duration_s
+        return ProcessPart(
+            index=self.plan.index,
+            pid=pid,
+            cpu=self.plan.cpu,
+            scheduled=self.scheduled,
+            sent=self.sent,
+            sent_in_window_wall=self.sent_in_window_wall,
+            responses=self.responses,
+            good_responses=self.good,
+            errors=ErrorCounts(**self.errors),
+            latency_hdr=encode(self.latency.histogram()),
+            send_lag_hdr=encode(self.send_lag.histogram()),
+            connections_opened=self.connections_opened,
+            waited_for_connection=self.waited,
+            pool_full=self.pool_full,
+            cpu_s=max(0.0, self.cpu_end_s - self.cpu_start_s),
+            cpu_percent=100.0 * max(0.0, self.cpu_end_s - self.cpu_start_s) / duration_s,
+            samples=tuple(self.samples),
+        )
+
+
+async def run_client(plan: WorkerPlan, start_s: float) -> ProcessPart:
+    """Run one process's share of the schedule from `start_s` (time.monotonic()) to the end."""
+    client = _Client(plan, start_s)
+    gc.collect()
+    gc.freeze()
+    gc.disable()  # a collection pause would show up as send lag
+    try:
+        client.start()
+        await client.finished
+    finally:
+        client.shut()
+        gc.enable()
+    # let the transports' close callbacks run before the loop goes
+    await asyncio.sleep(0)
+    return client.part(os.getpid())
