@@ -243,12 +243,14 @@ class _Client:
         self.cpu_end_s = time.process_time()
 
     def on_timer(self) -> None:
-        self.timer.consume()
         now = time.monotonic()
         if self.next_s <= now:
             self.dispatch_due(now)
         if self.next_s < _INF:
+            # re-arming also clears the expiration, so no read() is needed
             self.timer.arm_at(max(self.next_s, now + self.tick_s))
+        else:
+            self.timer.consume()
 
     def dispatch_due(self, now: float) -> None:
         t = self.next_s

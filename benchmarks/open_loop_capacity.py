@@ -1,0 +1,125 @@
+"""How many requests per second can the open-loop engine schedule on one client core?
+
+Starts nginx answering a static JSON (one worker, on the server CPU), then steps the offered
+rate up with one client process on the client CPU and prints, per rate: the achieved rate,
+send-lag p50/p99, the client process's CPU, whether the engine flagged itself as behind, and
+at the end the first rate at which it fell behind. The goal: at least 50,000 req/s with
+send-lag p99 below 1 ms.
+
+    .venv/bin/python benchmarks/open_loop_capacity.py [--rates 10000,20000,...] [--duration 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from serverbench.load.open_loop import OpenLoopSettings, run_open_loop
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; }}
+worker_rlimit_nofile 16384;
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path {prefix}/tmp;
+    proxy_temp_path {prefix}/tmp;
+    fastcgi_temp_path {prefix}/tmp;
+    uwsgi_temp_path {prefix}/tmp;
+    scgi_temp_path {prefix}/tmp;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ default_type application/json; return 200 '{{"msisdn":"1","status":"ok"}}'; }}
+    }}
+}}
+"""
+DEFAULT_RATES = "5000,10000,20000,30000,40000,50000,60000,70000,80000"
+
+
+@contextlib.contextmanager
+def nginx_static(cpu: int) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="open-loop-capacity-") as tmp:
+        prefix = Path(tmp)
+        (prefix / "tmp").mkdir()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(prefix=prefix, port=port))
+        argv = ["taskset", "-c", str(cpu), "/usr/sbin/nginx", "-p", str(prefix)]
+        argv += ["-e", str(prefix / "error.log"), "-c", str(conf), "-g", "daemon off;"]
+        proc = subprocess.Popen(argv, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default=DEFAULT_RATES, help="comma-separated req/s")
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per rate")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--arrivals", choices=["constant", "poisson"], default="constant")
+    args = parser.parse_args()
+
+    rates = [float(r) for r in args.rates.split(",")]
+    print(
+        f"{'offered/s':>10} {'achieved/s':>11} {'good/s':>9} {'lag p50 us':>10} "
+        f"{'lag p99 us':>10} {'lat p50 us':>10} {'lat p99 us':>10} {'conns':>6} "
+        f"{'client CPU':>10}  behind"
+    )
+    first_behind: float | None = None
+    with nginx_static(args.server_cpu) as url:
+        for rate in rates:
+            settings = OpenLoopSettings(
+                rate_per_s=rate,
+                duration_s=args.duration,
+                warmup_s=args.warmup,
+                arrivals=args.arrivals,
+            )
+            r = run_open_loop(settings, url, client_cpus=[args.client_cpu])
+            lag = r.send_lag_us
+            lat = r.latency_us
+            print(
+                f"{rate:>10,.0f} {r.achieved_rate_per_s:>11,.0f} {r.good_rate_per_s:>9,.0f} "
+                f"{lag.p50_us if lag else 0:>10,.0f} {lag.p99_us if lag else 0:>10,.0f} "
+                f"{lat.p50_us if lat else 0:>10,.0f} {lat.p99_us if lat else 0:>10,.0f} "
+                f"{r.connections_opened:>6} {r.processes[0].cpu_percent:>9.0f}%  "
+                f"{r.generator_behind_reason or 'no'}",
+                flush=True,
+            )
+            if r.generator_behind and first_behind is None:
+                first_behind = rate
+    if first_behind is None:
+        print("the engine kept up at every rate tried")
+    else:
+        print(f"the engine first fell behind at {first_behind:,.0f} req/s offered")
+
+
+if __name__ == "__main__":
+    main()
