@@ -10,6 +10,7 @@ import random
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from serverbench.apps.registry import BUILTIN_APPS, SEED_MSISDN
 from serverbench.errors import ResultsError, UsageError
 from serverbench.load.open_loop import OpenLoopSettings
 from serverbench.load.open_loop.engine import merge_parts
@@ -32,6 +33,7 @@ from serverbench.load.open_loop.result import (
 from serverbench.load.open_loop.schedule import ProcessSchedule, split_rate
 from serverbench.load.open_loop.target import Target
 from serverbench.load.open_loop.worker import decode_frame, read_frame, write_frame
+from serverbench.run.verify import check_response
 
 # -- schedules ---------------------------------------------------------------------------
 
@@ -319,3 +321,21 @@ def test_frames_round_trip() -> None:
     assert read_frame(io.BytesIO(data)) == part
     with pytest.raises(EOFError):
         read_frame(io.BytesIO(data[:5]))
+
+
+# -- response samples go through the verifier's checks ---------------------------------------------
+
+
+def test_a_kept_response_is_checked_like_the_verifiers() -> None:
+    app = BUILTIN_APPS["seed-flask"]
+    good = b'{"msisdn": "1234567890", "status": "ok"}'
+    ok = check_response(app, SEED_MSISDN, status=200, content_type="application/json", body=good)
+    assert ok is None
+    wrong = check_response(
+        app, SEED_MSISDN, status=200, content_type="application/json", body=b'{"x": 1}'
+    )
+    assert wrong is not None
+    assert "expected" in str(wrong)
+    status = check_response(app, SEED_MSISDN, status=500, content_type="text/html", body=b"")
+    assert status is not None
+    assert status.expected == "status 200"

@@ -83,12 +83,21 @@ def check_once(endpoint: TcpEndpoint, app: App, msisdn: str, timeout_s: float) -
         )
     finally:
         connection.close()
+    return check_response(app, msisdn, status=response.status, content_type=content_type, body=body)
+
+
+def check_response(
+    app: App, msisdn: str, *, status: int, content_type: str, body: bytes
+) -> Mismatch | None:
+    """The checks of `check_once` on an answer already received (e.g. one a load engine kept)
+    for `app.path_for(msisdn)`."""
+    path = app.path_for(msisdn)
     expected = app.expected
-    if response.status != expected.status:
+    if status != expected.status:
         return Mismatch(
             path=path,
             expected=f"status {expected.status}",
-            got=f"status {response.status}: {_short(body)}",
+            got=f"status {status}: {_short(body)}",
         )
     if expected.json_content_type and "json" not in content_type.lower():
         return Mismatch(path=path, expected="a JSON Content-Type", got=repr(content_type))
