@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import resource
 import signal
 import struct
 import sys
@@ -71,6 +72,9 @@ def main() -> None:
     assert isinstance(plan, WorkerPlan)
     if plan.cpu is not None:
         os.sched_setaffinity(0, {plan.cpu})
+    # one descriptor per connection: the soft limit (often 1024) must not cap the pool
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     protocol_out.write(READY)
     protocol_out.flush()
     start_s = float(sys.stdin.buffer.readline())
