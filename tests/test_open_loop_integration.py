@@ -244,7 +244,10 @@ def test_a_stalled_server_shows_as_the_stall(nginx: Nginx) -> None:
 def test_a_fixed_delay_shows_as_itself(tiny_server: Callable[..., TinyServer]) -> None:
     """(b) a 20 ms endpoint at low load: p50 within 1 ms of 20 ms - of what the server really
     took, that is: on a CPU shared with other work its thread wakes late now and then, which
-    is the server's time, so the server reports how long it held each request."""
+    is the server's time, so the server reports how long it held each request (from the
+    kernel's receive timestamp). The client's own wake-ups can be late the same way when its
+    CPU is shared; it then measures its send lag above 1 ms and flags itself as behind, and
+    only then is a wider margin allowed."""
     server = tiny_server("delay", 20)
     result = run(server.url, rate_per_s=50, duration_s=2.0)
     holds_us = sorted(server.holds_us())
@@ -256,7 +259,10 @@ def test_a_fixed_delay_shows_as_itself(tiny_server: Callable[..., TinyServer]) -
         f"the server's own p50 hold {server_p50_us / 1000:.3f} ms"
     )
     assert server_p50_us >= 20_000
-    assert result.latency_us.p50_us == pytest.approx(server_p50_us, abs=1000)
+    margin_us = 1000 if not result.generator_behind else 5000
+    if result.generator_behind:
+        print(f"client CPU contended: {result.generator_behind_reason}")
+    assert result.latency_us.p50_us == pytest.approx(server_p50_us, abs=margin_us)
 
 
 @pytest.mark.integration

@@ -22,12 +22,12 @@ from serverbench.errors import ResultsError
 HDR_LOWEST_US = 1
 HDR_HIGHEST_US = 60_000_000
 HDR_SIGNIFICANT_DIGITS = 3
-_EXACT_BITS = 11  # 3 significant digits -> 2048 sub-buckets: values < 2**11 are exact
+EXACT_BITS = 11  # 3 significant digits -> 2048 sub-buckets: values < 2**11 are exact
 
 
 def bucket_floor(value_us: int) -> int:
     """The lowest value of `value_us`'s HdrHistogram bucket (same count index)."""
-    shift = value_us.bit_length() - _EXACT_BITS
+    shift = value_us.bit_length() - EXACT_BITS
     return value_us >> shift << shift if shift > 0 else value_us
 
 
@@ -40,7 +40,7 @@ class Recorder:
         self.counts: dict[int, int] = {}
 
     def record(self, value_us: int) -> None:
-        shift = value_us.bit_length() - _EXACT_BITS
+        shift = value_us.bit_length() - EXACT_BITS
         if shift > 0:
             value_us = value_us >> shift << shift
         counts = self.counts
