@@ -2,9 +2,13 @@
 
 Starts nginx answering a static JSON (one worker, on the server CPU), then steps the offered
 rate up with one client process on the client CPU and prints, per rate: the achieved rate,
-send-lag p50/p99, the client process's CPU, whether the engine flagged itself as behind, and
-at the end the first rate at which it fell behind. The goal: at least 50,000 req/s with
-send-lag p99 below 1 ms.
+send-lag p50/p99, the client process's CPU (and CPU time per request), whether the engine
+flagged itself as behind, and at the end the first rate at which it fell behind. The goal: at
+least 50,000 req/s with send-lag p99 below 1 ms.
+
+Side by side, wrk (closed loop, `-t1 -c32`) on the same nginx and CPU gives the reference
+cost of a request on this machine (mostly the kernel's loopback TCP): the ratio of the
+engine's CPU time per request to wrk's says how much of the cost is the engine's own.
 
     .venv/bin/python benchmarks/open_loop_capacity.py [--rates 10000,20000,...] [--duration 3]
 """
@@ -14,6 +18,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
+import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -77,6 +84,20 @@ def nginx_static(cpu: int) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
+def wrk_reference(url: str, cpu: int, duration_s: float) -> tuple[float, float]:
+    """wrk's (requests/s, CPU us per request) against `url` on `cpu`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    argv = ["taskset", "-c", str(cpu), "wrk", "-t1", "-c32", f"-d{duration_s:g}s", url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    match = re.search(r"(\d+) requests in ([\d.]+)s", out)
+    if match is None:
+        raise SystemExit(f"wrk printed no request count:\n{out}")
+    requests, seconds = int(match[1]), float(match[2])
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return requests / seconds, cpu_s / requests * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default=DEFAULT_RATES, help="comma-separated req/s")
@@ -91,10 +112,13 @@ def main() -> None:
     print(
         f"{'offered/s':>10} {'achieved/s':>11} {'good/s':>9} {'lag p50 us':>10} "
         f"{'lag p99 us':>10} {'lat p50 us':>10} {'lat p99 us':>10} {'conns':>6} "
-        f"{'client CPU':>10}  behind"
+        f"{'client CPU':>10} {'CPU us/req':>10}  behind"
     )
     first_behind: float | None = None
     with nginx_static(args.server_cpu) as url:
+        wrk_rate, wrk_us = (0.0, 0.0)
+        if shutil.which("wrk") is not None:
+            wrk_rate, wrk_us = wrk_reference(url, args.client_cpu, args.duration)
         for rate in rates:
             settings = OpenLoopSettings(
                 rate_per_s=rate,
@@ -109,12 +133,18 @@ def main() -> None:
                 f"{rate:>10,.0f} {r.achieved_rate_per_s:>11,.0f} {r.good_rate_per_s:>9,.0f} "
                 f"{lag.p50_us if lag else 0:>10,.0f} {lag.p99_us if lag else 0:>10,.0f} "
                 f"{lat.p50_us if lat else 0:>10,.0f} {lat.p99_us if lat else 0:>10,.0f} "
-                f"{r.connections_opened:>6} {r.processes[0].cpu_percent:>9.0f}%  "
+                f"{r.connections_opened:>6} {r.processes[0].cpu_percent:>9.0f}% "
+                f"{r.processes[0].cpu_s / max(1, r.requests_sent) * 1e6:>10.1f}  "
                 f"{r.generator_behind_reason or 'no'}",
                 flush=True,
             )
             if r.generator_behind and first_behind is None:
                 first_behind = rate
+    if wrk_rate:
+        print(
+            f"wrk -t1 -c32 on the same nginx and CPU: {wrk_rate:,.0f} req/s at "
+            f"{wrk_us:.1f} CPU us per request (the machine's reference cost)"
+        )
     if first_behind is None:
         print("the engine kept up at every rate tried")
     else:
