@@ -14,8 +14,9 @@ Hot path, kept tight on purpose (the engine must schedule 50,000 req/s on one co
 A request that finds no idle connection waits in a FIFO queue; the pool opens connections on
 demand up to `max_connections`, and the wait counts in the request's latency. Connections the
 server closes (`Connection: close`, nginx's keep-alive limit) are replaced when needed. A
-request unanswered `timeout_s` after its intended time is a timeout: its connection is closed,
-since HTTP/1.1 has no other way to give up on one request.
+request unanswered `timeout_s` after its intended time is a timeout; like wrk, its connection
+stays open until the late answer comes and is then used again, so an overloaded server is not
+also handed a storm of reconnections.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class WorkerPlan:
     schedule: ProcessSchedule
 
 
-# connection states
-_CONNECTING, _IDLE, _BUSY, _CLOSED = range(4)
+# connection states; _LATE: busy with a request already counted as a timeout
+_CONNECTING, _IDLE, _BUSY, _LATE, _CLOSED = range(5)
 
 
 class _Sample:
@@ -327,12 +328,13 @@ class _Client:
             self.check_done()
 
     def answered(self, connection: _Connection, status: int, keep_alive: bool) -> None:
-        if connection.state != _BUSY:  # an answer nobody asked for: not HTTP/1.1 as we know it
+        state = connection.state
+        if state != _BUSY and state != _LATE:  # an answer nobody asked for
             self.failed(connection, "read")
             return
         now = monotonic()
         t = connection.intended_s
-        if self.window_start_s <= t < self.window_end_s:
+        if state == _BUSY and self.window_start_s <= t < self.window_end_s:
             latency_s = now - t
             if latency_s > self.timeout_s:
                 self.errors["timeout"] += 1
@@ -411,12 +413,10 @@ class _Client:
         waiting = self.waiting
         while waiting and waiting[0] < deadline:
             self.count_error(waiting.popleft(), "timeout")
-        late = [c for c in self.connections if c.state == _BUSY and c.intended_s < deadline]
-        for connection in late:
-            self.count_error(connection.intended_s, "timeout")
-            self.close(connection, abort=True)
-        if late and waiting:
-            self.maybe_open()
+        for connection in self.connections:
+            if connection.state == _BUSY and connection.intended_s < deadline:
+                self.count_error(connection.intended_s, "timeout")
+                connection.state = _LATE
         if not self.finishing and self.next_s == _INF and now >= self.window_end_s:
             self.finishing = True
             self.loop.call_at(
