@@ -334,6 +334,20 @@ def test_unanswered_requests_time_out(tiny_server: Callable[..., TinyServer]) ->
 
 @pytest.mark.integration
 @needs_two_cpus
+def test_a_late_answer_frees_its_connection_for_the_next_request(
+    tiny_server: Callable[..., TinyServer],
+) -> None:
+    """Every request times out (300 ms answers, 200 ms timeout), yet connections are reused
+    once their late answer comes, instead of one new connection per request."""
+    result = run(tiny_server("delay", 300).url, rate_per_s=40, timeout_s=0.2)
+    assert result.errors.timeout == result.scheduled == 40
+    assert result.good_responses == 0
+    # ~300 ms / 25 ms = 12 requests in flight at once; 48 requests were sent in all
+    assert result.connections_opened < 30
+
+
+@pytest.mark.integration
+@needs_two_cpus
 def test_error_statuses_are_counted_not_measured(tiny_server: Callable[..., TinyServer]) -> None:
     result = run(tiny_server("status", 503).url, rate_per_s=100)
     assert result.errors.status == result.responses == result.scheduled == 100
