@@ -12,16 +12,10 @@ from hdrh.histogram import HdrHistogram
 
 from serverbench.apps.registry import BUILTIN_APPS, SEED_MSISDN
 from serverbench.errors import ResultsError, UsageError
+from serverbench.load.histogram import encoded, new_histogram
 from serverbench.load.open_loop import OpenLoopSettings
 from serverbench.load.open_loop.engine import merge_parts
-from serverbench.load.open_loop.histogram import (
-    Percentiles,
-    Recorder,
-    bucket_floor,
-    encode,
-    merge,
-    new_histogram,
-)
+from serverbench.load.open_loop.histogram import Percentiles, Recorder, bucket_floor, merge
 from serverbench.load.open_loop.result import (
     ErrorCounts,
     ProcessPart,
@@ -136,7 +130,7 @@ def test_merge_adds_histograms_exactly() -> None:
     for value in range(1, 3000):
         (a if value % 3 else b).record_value(value * 7)
         both.record_value(value * 7)
-    merged = merge([encode(a), encode(b)])
+    merged = merge([encoded(a), encoded(b)])
     assert list(merged.counts) == list(both.counts)
     assert merge([]).get_total_count() == 0
 
@@ -175,11 +169,12 @@ def _part(index: int, latencies: list[int], **overrides: object) -> ProcessPart:
         "responses": len(latencies),
         "good_responses": len(latencies),
         "errors": ErrorCounts(read=index, status=1),
-        "latency_hdr": encode(latency),
-        "send_lag_hdr": encode(lag),
+        "latency_hdr": encoded(latency),
+        "send_lag_hdr": encoded(lag),
         "connections_opened": 2,
         "waited_for_connection": 1,
         "pool_full": 0,
+        "bytes_read": 1000,
         "cpu_s": 0.5,
         "cpu_percent": 50.0,
         "samples": (ResponseSample(process=index, status=200, content_type="x", body=b"{}"),),

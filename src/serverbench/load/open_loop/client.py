@@ -35,7 +35,8 @@ from typing import Any, cast
 
 import httptools
 
-from serverbench.load.open_loop.histogram import EXACT_BITS, Recorder, encode
+from serverbench.load.histogram import encoded
+from serverbench.load.open_loop.histogram import EXACT_BITS, Recorder
 from serverbench.load.open_loop.result import (
     ErrorCounts,
     ErrorKind,
@@ -155,6 +156,7 @@ class _Connection(asyncio.Protocol):
         self.client.connected(self)
 
     def data_received(self, data: bytes) -> None:
+        self.client.bytes_read += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
@@ -227,6 +229,9 @@ class _Client:
         self.finished = self.loop.create_future()
         self.cpu_start_s = 0.0
         self.cpu_end_s = 0.0
+        self.bytes_read = 0
+        self.bytes_at_start = 0
+        self.bytes_at_end = 0
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -243,9 +248,11 @@ class _Client:
 
     def mark_window_start(self) -> None:
         self.cpu_start_s = process_time()
+        self.bytes_at_start = self.bytes_read
 
     def mark_window_end(self) -> None:
         self.cpu_end_s = process_time()
+        self.bytes_at_end = self.bytes_read
 
     def on_timer(self) -> None:
         now = monotonic()
@@ -463,11 +470,12 @@ class _Client:
             responses=self.responses,
             good_responses=self.good,
             errors=ErrorCounts(**self.errors),
-            latency_hdr=encode(self.latency.histogram()),
-            send_lag_hdr=encode(self.send_lag.histogram()),
+            latency_hdr=encoded(self.latency.histogram()),
+            send_lag_hdr=encoded(self.send_lag.histogram()),
             connections_opened=self.connections_opened,
             waited_for_connection=self.waited,
             pool_full=self.pool_full,
+            bytes_read=self.bytes_at_end - self.bytes_at_start,
             cpu_s=max(0.0, self.cpu_end_s - self.cpu_start_s),
             cpu_percent=100.0 * max(0.0, self.cpu_end_s - self.cpu_start_s) / duration_s,
             samples=tuple(self.samples),

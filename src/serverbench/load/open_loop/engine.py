@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from serverbench.errors import LoadGeneratorError
+from serverbench.load.histogram import encoded
 from serverbench.load.open_loop.client import WorkerPlan
-from serverbench.load.open_loop.histogram import Percentiles, encode, merge
+from serverbench.load.open_loop.histogram import Percentiles, merge
 from serverbench.load.open_loop.result import (
     ClientProcess,
     ErrorCounts,
@@ -114,15 +115,16 @@ def merge_parts(settings: OpenLoopSettings, parts: Sequence[ProcessPart]) -> Ope
         responses=sum(p.responses for p in parts),
         good_responses=good,
         errors=errors,
-        latency_histogram_hdr=encode(latency),
+        latency_histogram_hdr=encoded(latency),
         latency_us=Percentiles.of(latency),
         good_rate_per_s=good / duration_s,
         achieved_rate_per_s=achieved_rate_per_s,
-        send_lag_histogram_hdr=encode(send_lag),
+        send_lag_histogram_hdr=encoded(send_lag),
         send_lag_us=send_lag_us,
         connections_opened=sum(p.connections_opened for p in parts),
         waited_for_connection=sum(p.waited_for_connection for p in parts),
         pool_full=pool_full,
+        bytes_read=sum(p.bytes_read for p in parts),
         generator_behind=reason is not None,
         generator_behind_reason=reason,
         processes=tuple(

@@ -6,8 +6,8 @@ budget per request at 50,000 req/s. `Recorder` instead counts each value under t
 value of its HdrHistogram bucket (lowest 1 us, highest 60,000,000 us, 3 significant digits:
 values below 2048 are exact, above that a bucket spans 2**(bit_length - 11)), so memory is
 bounded by the number of buckets and the histogram built from it at the end is identical,
-bucket for bucket, to recording every raw value. Blobs are `HdrHistogram.encode()` base64
-text, merged exactly with `decode_and_add()`, the same settings as the wrk side.
+bucket for bucket, to recording every raw value. Histogram settings, blobs and their decoding
+are the ones every engine shares (`serverbench.load.histogram`).
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from serverbench.errors import ResultsError
+from serverbench.load.histogram import (
+    HDR_HIGHEST_US,
+    HDR_LOWEST_US,
+    decode,
+    new_histogram,
+)
 
-HDR_LOWEST_US = 1
-HDR_HIGHEST_US = 60_000_000
-HDR_SIGNIFICANT_DIGITS = 3
 EXACT_BITS = 11  # 3 significant digits -> 2048 sub-buckets: values < 2**11 are exact
 
 
@@ -54,26 +56,11 @@ class Recorder:
         return hist
 
 
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_SIGNIFICANT_DIGITS)
-
-
-def encode(hist: HdrHistogram) -> str:
-    blob = hist.encode()
-    return blob.decode("ascii") if isinstance(blob, bytes) else str(blob)
-
-
 def merge(blobs: Sequence[str]) -> HdrHistogram:
     """The exact sum of encoded histograms (empty histogram when given none)."""
     merged = new_histogram()
     for blob in blobs:
-        try:
-            merged.decode_and_add(blob)
-        except Exception as exc:  # hdrh raises assorted types for a damaged blob
-            raise ResultsError(
-                f"a latency histogram does not decode ({exc or type(exc).__name__}); "
-                "the load generator's output is damaged; re-run the measurement"
-            ) from exc
+        merged.add(decode(blob))
     return merged
 
 

@@ -88,6 +88,7 @@ class ProcessPart:
     connections_opened: int
     waited_for_connection: int  # window requests that found no idle connection
     pool_full: int  # ... and the pool at max_connections, so none could be opened
+    bytes_read: int  # while the window ran
     cpu_s: float  # CPU time used during the window
     cpu_percent: float  # of one core
     samples: tuple[ResponseSample, ...]
@@ -127,6 +128,7 @@ class OpenLoopResult:
     connections_opened: int
     waited_for_connection: int
     pool_full: int
+    bytes_read: int  # while the window ran, all responses' bytes
     generator_behind: bool
     generator_behind_reason: str | None
     processes: tuple[ClientProcess, ...]

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from serverbench.errors import UsageError
-from serverbench.load.open_loop.histogram import HDR_HIGHEST_US
+from serverbench.load.histogram import HDR_HIGHEST_US
 from serverbench.load.open_loop.schedule import ARRIVALS, Arrivals
 
 # Send lag the generator may show before its figures stop being the server's (issue 10)
