@@ -18,12 +18,15 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.errors import StackUnavailable, UsageError, VerificationError
+from serverbench.load.open_loop_engine import OpenLoopEngine
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
 from serverbench.plan.model import RECOVERY_S, REFERENCE_STACK, TIME_WAIT_THRESHOLD, RunPlan
 from serverbench.plan.profiles import (
     DEFAULT_REPEATS,
+    Profile,
     ProfileOverrides,
+    at_rates,
     load_profile_file,
     select_profiles,
 )
@@ -77,6 +80,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--threads", type=int, help="wrk threads, for every profile")
     parser.add_argument("--warmup", type=float, help="warm-up seconds, for every profile")
     parser.add_argument("--timeout", type=float, help="wrk --timeout seconds, for every profile")
+    parser.add_argument(
+        "--engine",
+        choices=("wrk", "open"),
+        default="wrk",
+        help="wrk: closed loop, fixed connections (default); open: requests at a fixed offered "
+        "rate (--rate), latency from each request's intended send time",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        metavar="R",
+        help="with --engine open: offered requests per second; repeat for several rates "
+        "(each profile is measured at each rate, its connections bound the pool)",
+    )
     parser.add_argument("--config", help="TOML file with [profiles.NAME] tables")
     parser.add_argument("--out", help="results folder (default serverbench-results/<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
@@ -119,7 +137,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # everything that can refuse the run is checked before anything is started or measured
-    WrkEngine().check_available()
     if args.resume:
         plan, document = resume_plan(Path(args.resume))
         for profile in plan.profiles:
@@ -127,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         plan = new_run_plan(args)
         document = new_document(plan, ["serverbench", *sys.argv[1:]])
+    if any(profile.rate_per_s is not None for profile in plan.profiles):
+        OpenLoopEngine().check_available()
+    if any(profile.rate_per_s is None for profile in plan.profiles):
+        WrkEngine().check_available()
     if plan.url is not None:
         _check_url_answers(plan)
     for warning in document.host_warnings:
@@ -207,6 +228,7 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
         ),
         extra,
     )
+    profiles = _with_engine(args, profiles)
     for profile in profiles:
         check_connections_fit(profile.connections)
     if args.recovery_timeout < 0:
@@ -291,6 +313,23 @@ def precision_goal(args: argparse.Namespace) -> PrecisionGoal | None:
         max_repeats=args.max_repeats,
         budget_s=budget,
     )
+
+
+def _with_engine(args: argparse.Namespace, profiles: list[Profile]) -> list[Profile]:
+    rates: list[float] = args.rate or []
+    if args.engine == "wrk":
+        if rates:
+            raise UsageError(
+                "--rate sets the open-loop engine's offered rate; add --engine open "
+                "(wrk holds connections, not a rate)"
+            )
+        return profiles
+    if not rates:
+        raise UsageError("--engine open needs an offered rate; give one or more --rate R (req/s)")
+    bad = [rate for rate in rates if not rate > 0]
+    if bad:
+        raise UsageError(f"--rate {bad[0]:g}: the offered rate must be a positive req/s")
+    return at_rates(profiles, rates)
 
 
 def _url_expected(args: argparse.Namespace) -> ExpectedResponse:

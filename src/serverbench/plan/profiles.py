@@ -26,6 +26,8 @@ class Profile:
     timeout_s: float = 2.0  # wrk's default, as in the seed report
     primer_s: float = 1.0  # a short low-concurrency run before the warm-up, discarded
     description: str = ""
+    # open loop (the open-loop engine): requests offered per second; None: wrk's closed loop
+    rate_per_s: float | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -95,7 +97,19 @@ def validate(profile: Profile) -> Profile:
         raise UsageError(f"{where}: warm-up and primer cannot be negative")
     if profile.timeout_s <= 0:
         raise UsageError(f"{where}: timeout must be positive")
+    if profile.rate_per_s is not None and not profile.rate_per_s > 0:
+        raise UsageError(f"{where}: the offered rate must be a positive number of requests/s")
     return profile
+
+
+def at_rates(profiles: Sequence[Profile], rates: Sequence[float]) -> list[Profile]:
+    """Each profile once per offered rate, for the open-loop engine: `quick-moderate` at
+    2000 req/s becomes `quick-moderate@2000rps` (the shape's connections bound the pool)."""
+    return [
+        validate(replace(profile, name=f"{profile.name}@{rate:g}rps", rate_per_s=rate))
+        for profile in profiles
+        for rate in rates
+    ]
 
 
 def load_profile_file(path: Path) -> dict[str, Profile]:

@@ -29,6 +29,7 @@ from serverbench.errors import (
     VerificationError,
 )
 from serverbench.load.engine import EngineRun, LoadEngine, LoadRequest
+from serverbench.load.open_loop_engine import OpenLoopEngine
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.kernel_counters import difference
 from serverbench.observe.noise import NoiseWindow
@@ -108,12 +109,15 @@ class Runner:
         document: ResultsDocument,
         *,
         engine: LoadEngine | None = None,
+        open_engine: LoadEngine | None = None,
         host: Host = LOCAL,
     ) -> None:
         self.plan = plan
         self.document = document
         self.path = plan.out_dir / RESULTS_NAME
         self.engine: LoadEngine = engine or WrkEngine()
+        # profiles with an offered rate are measured in an open loop
+        self.open_engine: LoadEngine = open_engine or OpenLoopEngine()
         self.host = host
 
     def save(self) -> None:
@@ -323,19 +327,20 @@ class Runner:
         monitors: list[Monitor] = []
         probe = self.host.noise_probe(self.plan.split.server_cpus, self.plan.split.client_cpus)
         engine_pids: list[int] = []
+        engine = self.engine_for(request)
 
         def on_start(pids: Sequence[int]) -> None:
             probe.start()
             engine_pids.extend(pids)
             components = dict(running.component_pids())
             for i, pid in enumerate(pids):
-                components[self.engine.name if i == 0 else f"{self.engine.name}-{i}"] = pid
+                components[engine.name if i == 0 else f"{engine.name}-{i}"] = pid
             monitor = self.host.sampler(components)
             monitor.start()
             monitors.append(monitor)
 
         try:
-            result = self.engine.run(
+            result = engine.run(
                 request,
                 out_dir=self._job_dir(job),
                 label=label,
@@ -350,6 +355,9 @@ class Runner:
             else None
         )
         return result, usage, noise
+
+    def engine_for(self, request: LoadRequest) -> LoadEngine:
+        return self.engine if request.rate_per_s is None else self.open_engine
 
     def _post_verify(self, running: RunningStack, app: App) -> tuple[Mismatch | None, float]:
         """The answer after the load, and how many seconds the server took to give it.
@@ -379,6 +387,7 @@ class Runner:
                 connections=min(PRIMER_CONNECTIONS, profile.connections),
                 duration_s=max(1.0, profile.primer_s),
                 timeout_s=profile.timeout_s,
+                rate_per_s=profile.rate_per_s,
             )
             primed, _, _ = self._load(job, running, primer, "primer")
         shape = LoadRequest(
@@ -387,6 +396,7 @@ class Runner:
             connections=profile.connections,
             duration_s=profile.duration_s,
             timeout_s=profile.timeout_s,
+            rate_per_s=profile.rate_per_s,
         )
         if profile.warmup_s > 0:
             warmup = dataclasses.replace(shape, duration_s=max(1.0, profile.warmup_s))
@@ -438,7 +448,7 @@ class Runner:
             "load_argv": result.argv,
             "measurement": result.measurement,
             "wrk": result.wrk,
-            "usage": split_usage(usage, self.engine.name) if usage else None,
+            "usage": split_usage(usage, self.engine_for(shape).name) if usage else None,
             "post_verify": str(mismatch) if mismatch else None,
             # seconds until the server answered the verifier after the load: a slow recovery
             # from overload is a finding, not a failure
