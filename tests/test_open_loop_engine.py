@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from serverbench import cli
+from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.errors import LoadGeneratorError, UsageError
-from serverbench.load.engine import LoadRequest
+from serverbench.load.engine import EngineRun, KeptResponse, LoadRequest
 from serverbench.load.open_loop.engine import merge_parts
 from serverbench.load.open_loop_engine import (
     OpenLoopEngine,
@@ -21,6 +22,7 @@ from serverbench.load.open_loop_engine import (
 )
 from serverbench.plan.profiles import PROFILES, at_rates
 from serverbench.results.model import ErrorCounts
+from serverbench.run.runner import wrong_under_load
 from tests.test_open_loop import _part
 
 REQUEST = LoadRequest(
@@ -144,3 +146,28 @@ def test_run_with_the_open_engine_records_open_loop_measurements(tmp_path: Path)
     assert details["scheduled"] == 200
     assert details["samples"][0]["status"] == 200
     assert "open-loop p50" in (out / "report.md").read_text()
+
+
+def test_answers_kept_from_the_load_are_verified() -> None:
+    app = BUILTIN_APPS["seed-flask"]
+    measurement = measurement_from_open_loop(
+        merge_parts(
+            open_loop_settings(replace(REQUEST, rate_per_s=1000.0), arrivals="constant", seed=1),
+            [_part(0, [100])],
+        )
+    )
+
+    def run_keeping(*kept: KeptResponse) -> EngineRun:
+        return EngineRun(measurement=measurement, argv=(), kept=kept)
+
+    good = KeptResponse(
+        status=200,
+        content_type="application/json",
+        body=b'{"msisdn": "1234567890", "status": "ok"}',
+    )
+    wrong = KeptResponse(status=200, content_type="application/json", body=b'{"msisdn": "x"}')
+    overloaded = KeptResponse(status=503, content_type="text/html", body=b"busy")
+    assert wrong_under_load(app, run_keeping(good, overloaded)) is None
+    mismatch = wrong_under_load(app, run_keeping(good, wrong))
+    assert mismatch is not None
+    assert '"x"' in str(mismatch)

@@ -30,10 +30,20 @@ class LoadRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KeptResponse:
+    """A response an engine kept from the load, for the verifier's checks."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EngineRun:
     measurement: Measurement
     argv: tuple[str, ...]  # the command line that ran, or the engine's settings in that form
     wrk: WrkDetails | None = None
+    kept: tuple[KeptResponse, ...] = ()  # a sample of the load's answers, if the engine keeps any
 
 
 # The load generator's processes are announced as soon as they run, so the resource sampler

@@ -17,7 +17,7 @@ from typing import Literal
 import msgspec
 
 from serverbench.errors import LoadGeneratorError
-from serverbench.load.engine import EngineRun, LoadRequest, OnStart
+from serverbench.load.engine import EngineRun, KeptResponse, LoadRequest, OnStart
 from serverbench.load.histogram import decode, percentiles_from_hdr
 from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, run_open_loop
 from serverbench.load.open_loop.schedule import Arrivals
@@ -138,4 +138,8 @@ class OpenLoopEngine:
         return EngineRun(
             measurement=measurement_from_open_loop(result),
             argv=settings_argv(settings, request.url, cpus),
+            kept=tuple(
+                KeptResponse(status=s.status, content_type=s.content_type, body=s.body)
+                for s in result.samples
+            ),
         )

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from serverbench.apps.importer import measure_in_process_cost
-from serverbench.apps.registry import App
+from serverbench.apps.registry import SEED_MSISDN, App
 from serverbench.errors import (
     AppError,
     LoadGeneratorError,
@@ -56,7 +56,7 @@ from serverbench.run.progress import RunProgress
 from serverbench.run.records import now
 from serverbench.run.url_target import parse_target_url, target_stack
 from serverbench.run.verdicts import FAILURE_KINDS, AfterLoad, failure, verdict
-from serverbench.run.verify import Mismatch, verify
+from serverbench.run.verify import Mismatch, check_response, verify
 from serverbench.stacks import get_stack
 
 PRIMER_CONNECTIONS = 8
@@ -91,6 +91,23 @@ def split_usage(usage: Usage, client: str) -> RunUsage:
 
 def _disturbed(run: RunRecord) -> bool:
     return bool(run.noise and run.noise.disturbances)
+
+
+def wrong_under_load(app: App, result: EngineRun) -> Mismatch | None:
+    """The first answer the engine kept from the load that the verifier rejects. Error
+    statuses are left out: they are counted as errors already, not as wrong answers."""
+    for kept in result.kept:
+        if kept.status < 400:
+            mismatch = check_response(
+                app,
+                SEED_MSISDN,
+                status=kept.status,
+                content_type=kept.content_type,
+                body=kept.body,
+            )
+            if mismatch is not None:
+                return mismatch
+    return None
 
 
 def process_tree(running: RunningStack) -> dict[int, str]:
@@ -465,6 +482,9 @@ class Runner:
             died=running.exited(), mismatch=mismatch, recovery_limit_s=self.plan.recovery_s
         )
         fault = verdict(job.stack, result.measurement, after, profile)
+        wrong = wrong_under_load(job.app, result)
+        if fault is None and wrong is not None:
+            fault = "wrong_response", f"answered wrongly under load: {wrong}"
         if fault is None:
             return self._record(job, "ok", **fields)
         return self._record(job, "failed", **fields, failure=failure(running, *fault))
