@@ -42,10 +42,12 @@ def test_profiles_at_rates_are_named_by_rate() -> None:
     assert profiles[0].connections == PROFILES["smoke"].connections
     with pytest.raises(UsageError, match="offered rate"):
         at_rates([PROFILES["smoke"]], [0])
+    (poisson,) = at_rates([PROFILES["smoke"]], [100], "poisson")
+    assert (poisson.name, poisson.arrivals) == ("smoke@100rps-poisson", "poisson")
 
 
 def test_a_request_becomes_open_loop_settings() -> None:
-    settings = open_loop_settings(replace(REQUEST, rate_per_s=1500.0), arrivals="poisson", seed=4)
+    settings = open_loop_settings(replace(REQUEST, rate_per_s=1500.0, arrivals="poisson"), seed=4)
     assert (settings.rate_per_s, settings.max_connections) == (1500.0, 64)
     assert (settings.duration_s, settings.timeout_s) == (3, 2)
     assert (settings.arrivals, settings.seed) == ("poisson", 4)
@@ -57,13 +59,12 @@ def test_a_request_becomes_open_loop_settings() -> None:
 
 def test_a_request_without_a_rate_is_refused() -> None:
     with pytest.raises(LoadGeneratorError, match="--rate"):
-        open_loop_settings(REQUEST, arrivals="constant", seed=1)
+        open_loop_settings(REQUEST, seed=1)
 
 
 def test_the_measurement_is_engine_neutral() -> None:
     settings = open_loop_settings(
         replace(REQUEST, rate_per_s=2000.0, duration_s=1.0),
-        arrivals="constant",
         seed=1,
     )
     result = merge_parts(settings, [_part(0, [100] * 990 + [5000] * 10), _part(1, [200] * 1000)])
@@ -92,6 +93,7 @@ def test_the_engine_checks_its_packages() -> None:
         (["--rate", "100"], "add --engine open"),
         (["--engine", "open"], "needs an offered rate"),
         (["--engine", "open", "--rate", "-5"], "must be a positive"),
+        (["--arrivals", "poisson"], "add --engine open"),
     ],
 )
 def test_rates_and_engines_that_do_not_fit_are_refused(
@@ -152,7 +154,7 @@ def test_answers_kept_from_the_load_are_verified() -> None:
     app = BUILTIN_APPS["seed-flask"]
     measurement = measurement_from_open_loop(
         merge_parts(
-            open_loop_settings(replace(REQUEST, rate_per_s=1000.0), arrivals="constant", seed=1),
+            open_loop_settings(replace(REQUEST, rate_per_s=1000.0), seed=1),
             [_part(0, [100])],
         )
     )

@@ -18,6 +18,7 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.errors import StackUnavailable, UsageError, VerificationError
+from serverbench.load.open_loop.schedule import ARRIVALS
 from serverbench.load.open_loop_engine import OpenLoopEngine
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
@@ -94,6 +95,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="R",
         help="with --engine open: offered requests per second; repeat for several rates "
         "(each profile is measured at each rate, its connections bound the pool)",
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=ARRIVALS,
+        default="constant",
+        help="with --engine open: evenly spaced requests (constant, default) or Poisson "
+        "arrivals (random, the same rate on average)",
     )
     parser.add_argument("--config", help="TOML file with [profiles.NAME] tables")
     parser.add_argument("--out", help="results folder (default serverbench-results/<time>)")
@@ -318,9 +326,9 @@ def precision_goal(args: argparse.Namespace) -> PrecisionGoal | None:
 def _with_engine(args: argparse.Namespace, profiles: list[Profile]) -> list[Profile]:
     rates: list[float] = args.rate or []
     if args.engine == "wrk":
-        if rates:
+        if rates or args.arrivals != "constant":
             raise UsageError(
-                "--rate sets the open-loop engine's offered rate; add --engine open "
+                "--rate and --arrivals set the open-loop engine's load; add --engine open "
                 "(wrk holds connections, not a rate)"
             )
         return profiles
@@ -329,7 +337,7 @@ def _with_engine(args: argparse.Namespace, profiles: list[Profile]) -> list[Prof
     bad = [rate for rate in rates if not rate > 0]
     if bad:
         raise UsageError(f"--rate {bad[0]:g}: the offered rate must be a positive req/s")
-    return at_rates(profiles, rates)
+    return at_rates(profiles, rates, args.arrivals)
 
 
 def _url_expected(args: argparse.Namespace) -> ExpectedResponse:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from serverbench.load.open_loop.schedule import Arrivals
 from serverbench.load.wrk import WrkDetails
 from serverbench.results.model import Loop, Measurement
 
@@ -27,6 +28,7 @@ class LoadRequest:
     duration_s: float
     timeout_s: float
     rate_per_s: float | None = None  # open loop: the offered rate; None for a closed loop
+    arrivals: Arrivals = "constant"  # open loop: evenly spaced or Poisson arrivals
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

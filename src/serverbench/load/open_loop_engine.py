@@ -20,7 +20,6 @@ from serverbench.errors import LoadGeneratorError
 from serverbench.load.engine import EngineRun, KeptResponse, LoadRequest, OnStart
 from serverbench.load.histogram import decode, percentiles_from_hdr
 from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, run_open_loop
-from serverbench.load.open_loop.schedule import Arrivals
 from serverbench.observe.host_limits import parse_cpu_list
 from serverbench.results.model import ErrorCounts, Measurement
 
@@ -30,7 +29,7 @@ CONNECT_WARMUP_S = 0.5
 PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99)
 
 
-def open_loop_settings(request: LoadRequest, *, arrivals: Arrivals, seed: int) -> OpenLoopSettings:
+def open_loop_settings(request: LoadRequest, *, seed: int) -> OpenLoopSettings:
     if request.rate_per_s is None:
         raise LoadGeneratorError(
             "the open-loop engine sends at an offered rate and was given none; give one with --rate"
@@ -41,7 +40,7 @@ def open_loop_settings(request: LoadRequest, *, arrivals: Arrivals, seed: int) -
         warmup_s=CONNECT_WARMUP_S,
         timeout_s=request.timeout_s,
         max_connections=request.connections,
-        arrivals=arrivals,
+        arrivals=request.arrivals,
         seed=seed,
     )
 
@@ -98,8 +97,7 @@ class OpenLoopEngine:
     name = "open"
     loop: Literal["open"] = "open"
 
-    def __init__(self, *, arrivals: Arrivals = "constant", seed: int = 1) -> None:
-        self.arrivals: Arrivals = arrivals
+    def __init__(self, *, seed: int = 1) -> None:
         self.seed = seed
 
     def check_available(self) -> None:
@@ -119,7 +117,7 @@ class OpenLoopEngine:
         cpus: str | None,
         on_start: OnStart | None = None,
     ) -> EngineRun:
-        settings = open_loop_settings(request, arrivals=self.arrivals, seed=self.seed)
+        settings = open_loop_settings(request, seed=self.seed)
         client_cpus = parse_cpu_list(cpus) if cpus else ()
         # one client process per CPU, at most `threads` of them
         client_cpus = client_cpus[: max(1, request.threads)]

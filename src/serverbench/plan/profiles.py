@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from serverbench.errors import UsageError
+from serverbench.load.open_loop.schedule import Arrivals
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +29,7 @@ class Profile:
     description: str = ""
     # open loop (the open-loop engine): requests offered per second; None: wrk's closed loop
     rate_per_s: float | None = None
+    arrivals: Arrivals = "constant"  # open loop: evenly spaced or Poisson arrivals
 
 
 PROFILES: dict[str, Profile] = {
@@ -102,11 +104,22 @@ def validate(profile: Profile) -> Profile:
     return profile
 
 
-def at_rates(profiles: Sequence[Profile], rates: Sequence[float]) -> list[Profile]:
+def at_rates(
+    profiles: Sequence[Profile], rates: Sequence[float], arrivals: Arrivals = "constant"
+) -> list[Profile]:
     """Each profile once per offered rate, for the open-loop engine: `quick-moderate` at
-    2000 req/s becomes `quick-moderate@2000rps` (the shape's connections bound the pool)."""
+    2000 req/s becomes `quick-moderate@2000rps` (the shape's connections bound the pool;
+    Poisson arrivals add `-poisson` to the name)."""
+    suffix = "" if arrivals == "constant" else f"-{arrivals}"
     return [
-        validate(replace(profile, name=f"{profile.name}@{rate:g}rps", rate_per_s=rate))
+        validate(
+            replace(
+                profile,
+                name=f"{profile.name}@{rate:g}rps{suffix}",
+                rate_per_s=rate,
+                arrivals=arrivals,
+            )
+        )
         for profile in profiles
         for rate in rates
     ]

@@ -405,6 +405,7 @@ class Runner:
                 duration_s=max(1.0, profile.primer_s),
                 timeout_s=profile.timeout_s,
                 rate_per_s=profile.rate_per_s,
+                arrivals=profile.arrivals,
             )
             primed, _, _ = self._load(job, running, primer, "primer")
         shape = LoadRequest(
@@ -414,6 +415,7 @@ class Runner:
             duration_s=profile.duration_s,
             timeout_s=profile.timeout_s,
             rate_per_s=profile.rate_per_s,
+            arrivals=profile.arrivals,
         )
         if profile.warmup_s > 0:
             warmup = dataclasses.replace(shape, duration_s=max(1.0, profile.warmup_s))
