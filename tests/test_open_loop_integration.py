@@ -166,9 +166,22 @@ def count_at_or_above(blob: str, value_us: int) -> int:
 
 
 def freeze_later(
-    pid: int, *, after_s: float, for_s: float, frozen_s: list[float] | None = None
+    pid: int,
+    *,
+    after_s: float,
+    for_s: float,
+    frozen_s: list[float] | None = None,
+    once_connected: int | None = None,
 ) -> threading.Thread:
+    """Freeze `pid` for `for_s` seconds, `after_s` from now, or from when process
+    `once_connected` opened its first connection (the open-loop client's first request)."""
+
     def freeze() -> None:
+        if once_connected is not None:
+            client = psutil.Process(once_connected)
+            deadline = time.monotonic() + 10
+            while not client.net_connections() and time.monotonic() < deadline:
+                time.sleep(0.005)
         time.sleep(after_s)
         os.kill(pid, signal.SIGSTOP)
         t0 = time.monotonic()
@@ -211,8 +224,12 @@ def test_a_stalled_server_shows_as_the_stall(nginx: Nginx) -> None:
     frozen_s: list[float] = []
 
     def stall_soon(pids: list[int]) -> None:
-        # the window opens after the clients start (< 0.5 s) and the 1 s warm-up
-        thread.append(freeze_later(worker.pid, after_s=3.0, for_s=1.0, frozen_s=frozen_s))
+        # the schedule starts with the first connection; the window 1 s (the warm-up) later
+        thread.append(
+            freeze_later(
+                worker.pid, after_s=3.0, for_s=1.0, frozen_s=frozen_s, once_connected=pids[0]
+            )
+        )
 
     settings = OpenLoopSettings(
         rate_per_s=1000, duration_s=5.0, warmup_s=1.0, timeout_s=3.0, max_connections=64
