@@ -1,0 +1,367 @@
+"""The capacity search against a modelled server: an M/M/1 queue (exponential service at
+`mu` req/s) whose latency percentiles at offered rate lambda are ln(1/(1-q)) / (mu - lambda),
+growing without bound over the step once lambda passes mu; optional noise on mu per step, a
+load generator with its own ceiling, error and failure thresholds."""
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from serverbench.errors import ResultsError
+from serverbench.plan.capacity import (
+    Observation,
+    Outcome,
+    Probe,
+    Search,
+    SearchSettings,
+    Step,
+    judge,
+    next_action,
+)
+from serverbench.plan.slo import parse_slo
+
+SLO_50MS = parse_slo("p99=50ms")
+
+
+def mm1_edge(mu: float, slo_s: float = 0.05, q: float = 0.99) -> float:
+    """The highest rate whose p99 stays within the SLO, analytically."""
+    return mu - math.log(1 / (1 - q)) / slo_s
+
+
+@dataclass
+class ModelServer:
+    mu: float = 2000.0  # service rate, req/s
+    noise: float = 0.0  # relative standard deviation of mu per step
+    generator_max_rps: float = 1e9
+    step_s: float = 3.0
+    server_cpus: int = 1  # the CPUs the server may use; it only ever uses one
+    report_busiest_process: bool = False
+    errors_above_rps: float | None = None  # sheds load with 503s above this rate
+    dies_above_rps: float | None = None
+    seed: int = 1
+    rng: random.Random = field(init=False)
+    probes: list[Probe] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def __call__(self, probe: Probe) -> Observation:
+        self.probes.append(probe)
+        mu = self.mu * (1 + self.rng.gauss(0, self.noise)) if self.noise else self.mu
+        sent = min(probe.rate_rps, self.generator_max_rps)
+        generator_cpu = min(1.0, sent / self.generator_max_rps)
+        if self.dies_above_rps is not None and sent > self.dies_above_rps:
+            return Observation(
+                offered_rps=probe.rate_rps,
+                sent_rps=sent,
+                achieved_rps=sent / 3,
+                latency_percentiles_us={},
+                error_rate=0.6,
+                failure="died during the measurement: exit code -9",
+            )
+        if sent < mu:
+            percentiles = {
+                key: math.log(1 / (1 - float(key) / 100)) / (mu - sent) * 1e6
+                for key in ("50", "90", "99", "99.9")
+            }
+            achieved = sent
+        else:
+            # the queue grows for the whole step: quantile q of a linear ramp of waiting, on top
+            # of a queue already as long as the stable one at 99.9 % of mu
+            ramp_s = (sent - mu) / mu * self.step_s
+            percentiles = {
+                key: (
+                    float(key) / 100 * ramp_s + math.log(1 / (1 - float(key) / 100)) / (mu / 1000)
+                )
+                * 1e6
+                for key in ("50", "99")
+            }
+            achieved = mu
+        error_rate = 0.0
+        if self.errors_above_rps is not None and sent > self.errors_above_rps:
+            error_rate = (sent - self.errors_above_rps) / sent
+        busy = min(1.0, sent / mu)
+        return Observation(
+            offered_rps=probe.rate_rps,
+            sent_rps=sent,
+            achieved_rps=achieved * (1 - error_rate),
+            latency_percentiles_us=percentiles,
+            error_rate=error_rate,
+            server_cpu_utilisation=busy / self.server_cpus,
+            server_busiest_process_cpu=busy if self.report_busiest_process else None,
+            generator_cpu_utilisation=generator_cpu,
+        )
+
+
+def settings(**changes) -> SearchSettings:
+    base = {"slo": SLO_50MS, "start_rps": 250.0, "max_error_rate": 0.001}
+    return SearchSettings(**{**base, **changes})
+
+
+def search(model: ModelServer, **changes) -> tuple[Outcome, list[Step]]:
+    recorded: list[Step] = []
+    outcome = Search(settings(**changes)).run(model, on_step=recorded.append)
+    return outcome, recorded
+
+
+def test_a_cpu_bound_server_capacity_is_within_five_percent_below_the_edge():
+    model = ModelServer(mu=2000.0)
+    outcome, steps = search(model)
+    edge = mm1_edge(2000.0)  # 1908 req/s
+    assert outcome.capacity_rps is not None
+    assert edge / 1.05 <= outcome.capacity_rps <= edge
+    assert outcome.lowest_failing_rps is not None
+    assert outcome.lowest_failing_rps > edge
+    assert outcome.resolution is not None
+    assert outcome.resolution <= 0.05
+    assert outcome.limit == "server_cpu"
+    assert "p99" in outcome.limit_text
+    assert "% of its CPUs" in outcome.limit_text
+    assert not outcome.lower_bound
+    # the final rate passed once in the search and twice more in confirmation
+    assert outcome.passes_at_capacity == 3
+    assert [s.phase for s in steps][-2:] == ["confirm", "confirm"]
+    assert all(s.rate_rps == outcome.capacity_rps for s in steps[-2:])
+    assert outcome.steps == len(steps) <= 14
+
+
+def test_phases_go_coarse_then_bisect_then_confirm_and_every_step_is_recorded():
+    model = ModelServer(mu=2000.0)
+    _, steps = search(model)
+    phases = [s.phase for s in steps]
+    assert phases == sorted(phases, key=["coarse", "bisect", "confirm"].index)
+    coarse = [s.rate_rps for s in steps if s.phase == "coarse"]
+    assert coarse == [250.0, 500.0, 1000.0, 2000.0]
+    assert [s.index for s in steps] == list(range(1, len(steps) + 1))
+    assert [p.rate_rps for p in model.probes] == [s.rate_rps for s in steps]
+    assert all(s.judgement == judge(settings(), s.observation) for s in steps)
+
+
+def test_noisy_searches_agree_within_the_stated_resolution():
+    """Reproducibility: searches with different noise draw land within 5 % of each other's
+    bracket, as the outcome states."""
+    capacities = []
+    for seed in range(12):
+        outcome, _ = search(ModelServer(mu=2000.0, noise=0.01, seed=seed))
+        assert outcome.capacity_rps is not None
+        capacities.append(outcome.capacity_rps)
+    assert max(capacities) / min(capacities) - 1 <= 0.10
+    edge = mm1_edge(2000.0)
+    assert all(edge * 0.85 <= c <= edge * 1.05 for c in capacities)
+
+
+def test_a_start_rate_above_capacity_steps_down_first():
+    outcome, steps = search(ModelServer(mu=2000.0), start_rps=8000.0)
+    assert [s.phase for s in steps][:3] == ["coarse", "down", "down"]
+    assert outcome.capacity_rps is not None
+    assert mm1_edge(2000.0) / 1.05 <= outcome.capacity_rps <= mm1_edge(2000.0)
+
+
+def test_the_generator_limit_is_named_and_the_figure_is_a_lower_bound():
+    outcome, _ = search(ModelServer(mu=20_000.0, generator_max_rps=5000.0))
+    assert outcome.limit == "generator"
+    assert outcome.lower_bound
+    assert outcome.capacity_rps is not None
+    assert outcome.capacity_rps < 0.9 * 5000.0 * 1.05
+    assert "load generator fell behind" in outcome.limit_text
+
+
+def test_latency_with_cpu_to_spare_is_named_latency():
+    # one process on two CPUs: half the server CPUs used at most, and nothing says more
+    outcome, _ = search(ModelServer(mu=2000.0, server_cpus=2))
+    assert outcome.limit == "latency"
+
+
+def test_one_saturated_process_on_two_cpus_is_the_server_cpu():
+    outcome, _ = search(ModelServer(mu=2000.0, server_cpus=2, report_busiest_process=True))
+    assert outcome.limit == "server_cpu"
+    assert "busiest process" in outcome.limit_text
+
+
+def test_errors_over_the_budget_limit_a_server_that_sheds_load():
+    outcome, _ = search(ModelServer(mu=10_000.0, server_cpus=2, errors_above_rps=1200.0))
+    assert outcome.limit == "errors"
+    assert outcome.capacity_rps is not None
+    assert 1200 / 1.05 <= outcome.capacity_rps <= 1200 * 1.001 / (1 - 0.001)
+    assert "budget 0.1 %" in outcome.limit_text
+
+
+def test_a_generous_error_budget_lets_errors_through():
+    outcome, _ = search(
+        ModelServer(mu=10_000.0, server_cpus=2, errors_above_rps=1200.0), max_error_rate=0.2
+    )
+    assert outcome.capacity_rps is not None
+    assert outcome.capacity_rps > 1400
+
+
+def test_a_stack_that_dies_is_the_limit():
+    outcome, _ = search(ModelServer(mu=5000.0, dies_above_rps=1500.0))
+    assert outcome.limit == "failure"
+    assert "died" in outcome.limit_text
+    assert outcome.capacity_rps is not None
+    assert outcome.capacity_rps <= 1500
+
+
+def test_an_slo_no_rate_can_hold_gives_no_capacity():
+    outcome, steps = search(ModelServer(mu=2000.0), slo=parse_slo("p99=100us"), min_rps=10.0)
+    assert outcome.capacity_rps is None
+    assert outcome.limit == "latency"
+    assert all(not s.judgement.passed for s in steps)
+    assert min(s.rate_rps for s in steps) >= 10.0
+
+
+def test_the_ceiling_ends_a_search_that_never_fails():
+    outcome, steps = search(ModelServer(mu=1e6), max_rps=3000.0)
+    assert outcome.limit == "search_ceiling"
+    assert outcome.lower_bound
+    assert outcome.capacity_rps == 3000.0
+    assert [s.rate_rps for s in steps] == [250.0, 500.0, 1000.0, 2000.0, 3000.0]
+
+
+class FlakyAt:
+    """Passes everything below `edge`, except the given tries at one rate."""
+
+    def __init__(self, edge: float, flaky_rate: float, fail_tries: set[int]) -> None:
+        self.model = ModelServer(mu=1e6)
+        self.edge, self.flaky_rate, self.fail_tries = edge, flaky_rate, fail_tries
+        self.tries = 0
+
+    def __call__(self, probe: Probe) -> Observation:
+        seen = self.model(probe)
+        failing = probe.rate_rps > self.edge
+        if probe.rate_rps == self.flaky_rate:
+            self.tries += 1
+            failing = self.tries in self.fail_tries
+        if failing:
+            return Observation(
+                offered_rps=probe.rate_rps,
+                sent_rps=probe.rate_rps,
+                achieved_rps=probe.rate_rps,
+                latency_percentiles_us={"99": 80_000.0},
+                error_rate=0.0,
+            )
+        return seen
+
+
+def test_a_failed_confirmation_backs_off_and_confirms_the_lower_rate_afresh():
+    # 250 500 1000 2000x 1500 1750x 1625x 1562.5 then confirm 1562.5: its second try fails
+    flaky = FlakyAt(edge=1600.0, flaky_rate=1562.5, fail_tries={3})
+    outcome, steps = search(flaky)  # type: ignore[arg-type]
+    confirms = [(s.rate_rps, s.judgement.passed) for s in steps if s.phase == "confirm"]
+    backed = round(1562.5 * 0.95, 1)
+    assert confirms == [
+        (1562.5, True),
+        (1562.5, False),
+        (backed, True),
+        (backed, True),
+        (backed, True),
+    ]
+    assert outcome.capacity_rps == backed
+    assert outcome.lowest_failing_rps == 1562.5
+    assert outcome.passes_at_capacity == 3
+
+
+def test_a_rate_that_never_confirms_gives_no_capacity_after_the_backoffs():
+    class AlwaysFlaky:
+        def __init__(self) -> None:
+            self.seen: dict[float, int] = {}
+
+        def __call__(self, probe: Probe) -> Observation:
+            tries = self.seen[probe.rate_rps] = self.seen.get(probe.rate_rps, 0) + 1
+            p99 = 10_000.0 if tries == 1 and probe.rate_rps < 1600 else 80_000.0
+            return Observation(
+                offered_rps=probe.rate_rps,
+                sent_rps=probe.rate_rps,
+                achieved_rps=probe.rate_rps,
+                latency_percentiles_us={"99": p99},
+                error_rate=0.0,
+            )
+
+    outcome, steps = search(AlwaysFlaky(), max_backoffs=2)  # type: ignore[arg-type]
+    assert outcome.capacity_rps is None
+    assert "did not hold reliably" in outcome.limit_text
+    # 1562.5 fails its first confirmation, then each back-off passes once and fails once
+    confirms = [s for s in steps if s.phase == "confirm"]
+    assert [c.judgement.passed for c in confirms] == [False, True, False, True, False]
+
+
+def test_an_interrupted_search_resumes_from_its_recorded_steps():
+    whole, whole_steps = search(ModelServer(mu=2000.0))
+
+    class Interrupt(Exception):
+        pass
+
+    model = ModelServer(mu=2000.0)
+    recorded: list[Step] = []
+
+    def stop_after_five(probe: Probe) -> Observation:
+        if len(recorded) == 5:
+            raise Interrupt
+        return model(probe)
+
+    with pytest.raises(Interrupt):
+        Search(settings()).run(stop_after_five, on_step=recorded.append)
+    assert len(recorded) == 5
+    resumed = Search(settings(), steps=list(recorded))
+    outcome = resumed.run(ModelServer(mu=2000.0))
+    assert outcome == whole
+    assert [s.rate_rps for s in resumed.steps] == [s.rate_rps for s in whole_steps]
+
+
+def test_steps_from_other_settings_are_refused_on_resume():
+    _, steps = search(ModelServer(mu=2000.0))
+    with pytest.raises(ResultsError, match="other search settings"):
+        next_action(settings(start_rps=300.0), steps)
+
+
+def test_a_finished_search_replays_to_its_outcome():
+    outcome, steps = search(ModelServer(mu=2000.0))
+    assert next_action(settings(), steps) == outcome
+    assert next_action(settings(), []) == Probe(rate_rps=250.0, phase="coarse")
+
+
+def test_judgement_texts_carry_the_numbers():
+    passed = judge(
+        settings(),
+        Observation(
+            offered_rps=1000.0,
+            sent_rps=1000.0,
+            achieved_rps=1000.0,
+            latency_percentiles_us={"99": 12_345.0},
+            error_rate=0.0,
+        ),
+    )
+    assert passed.passed
+    assert passed.text == "held at 1,000 req/s offered: p99 12.345 ms <= 50 ms, errors 0.00 %"
+    broke = judge(
+        settings(),
+        Observation(
+            offered_rps=3000.0,
+            sent_rps=3000.0,
+            achieved_rps=2000.0,
+            latency_percentiles_us={"99": 900_000.0},
+            error_rate=0.02,
+        ),
+    )
+    assert not broke.passed
+    assert broke.reasons == ("errors", "latency", "shortfall")
+    assert "errors 2.00 % > budget 0.1 %" in broke.text
+    assert "p99 900 ms > 50 ms" in broke.text
+    assert "answered 2,000 of 3,000 req/s sent" in broke.text
+
+
+def test_a_step_without_the_slo_percentile_fails_as_latency():
+    verdict = judge(
+        settings(),
+        Observation(
+            offered_rps=100.0,
+            sent_rps=100.0,
+            achieved_rps=0.0,
+            latency_percentiles_us={},
+            error_rate=1.0,
+        ),
+    )
+    assert not verdict.passed
+    assert "latency" in verdict.reasons
