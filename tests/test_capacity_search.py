@@ -365,3 +365,31 @@ def test_a_step_without_the_slo_percentile_fails_as_latency():
     )
     assert not verdict.passed
     assert "latency" in verdict.reasons
+
+
+def test_a_record_survives_the_json_round_trip():
+    import json
+
+    from serverbench.plan.capacity import CapacityRecord, record_from_dict, record_to_dict
+
+    outcome, steps = search(ModelServer(mu=2000.0))
+    record = CapacityRecord(
+        stack="gunicorn",
+        app="seed-flask",
+        peak_rps=2100.0,
+        settings=settings(),
+        steps=tuple(steps),
+        outcome=outcome,
+    )
+    again = record_from_dict(json.loads(json.dumps(record_to_dict(record))))
+    assert again == record
+    assert next_action(again.settings, again.steps) == outcome
+    unfinished = CapacityRecord(
+        stack="gunicorn",
+        app="seed-flask",
+        peak_rps=None,
+        settings=settings(),
+        steps=(),
+        outcome=None,
+    )
+    assert record_from_dict(json.loads(json.dumps(record_to_dict(unfinished)))) == unfinished

@@ -26,8 +26,8 @@ spare; or the search's ceiling, when no rate up to `max_rps` failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from serverbench.errors import ResultsError
 from serverbench.plan.slo import Slo, format_limit_us
@@ -397,3 +397,73 @@ class Search:
             )
             self.steps.append(step)
             on_step(step)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityRecord:
+    """One stack x app's search as the results file keeps it; `outcome` is None until it ends."""
+
+    stack: str
+    app: str
+    peak_rps: float | None  # the closed-loop (wrk) peak measured first, the search's scale
+    settings: SearchSettings
+    steps: tuple[Step, ...]
+    outcome: Outcome | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.stack, self.app)
+
+
+# --- the JSON form --------------------------------------------------------------------------
+
+
+def settings_to_dict(settings: SearchSettings) -> dict[str, Any]:
+    fields = asdict(settings)
+    fields["slo"] = {"percentile": settings.slo.percentile, "limit_us": settings.slo.limit_us}
+    return fields
+
+
+def settings_from_dict(data: Mapping[str, Any]) -> SearchSettings:
+    slo = Slo(percentile=float(data["slo"]["percentile"]), limit_us=float(data["slo"]["limit_us"]))
+    return SearchSettings(**{**data, "slo": slo})
+
+
+def step_from_dict(data: Mapping[str, Any]) -> Step:
+    seen = dict(data["observation"])
+    seen["latency_percentiles_us"] = {
+        str(k): float(v) for k, v in seen["latency_percentiles_us"].items()
+    }
+    verdict = data["judgement"]
+    return Step(
+        index=int(data["index"]),
+        phase=data["phase"],
+        rate_rps=float(data["rate_rps"]),
+        observation=Observation(**seen),
+        judgement=Judgement(
+            passed=bool(verdict["passed"]), reasons=tuple(verdict["reasons"]), text=verdict["text"]
+        ),
+    )
+
+
+def record_to_dict(record: CapacityRecord) -> dict[str, Any]:
+    return {
+        "stack": record.stack,
+        "app": record.app,
+        "peak_rps": record.peak_rps,
+        "settings": settings_to_dict(record.settings),
+        "steps": [asdict(step) for step in record.steps],
+        "outcome": asdict(record.outcome) if record.outcome else None,
+    }
+
+
+def record_from_dict(data: Mapping[str, Any]) -> CapacityRecord:
+    outcome = data.get("outcome")
+    return CapacityRecord(
+        stack=str(data["stack"]),
+        app=str(data["app"]),
+        peak_rps=None if data.get("peak_rps") is None else float(data["peak_rps"]),
+        settings=settings_from_dict(data["settings"]),
+        steps=tuple(step_from_dict(s) for s in data["steps"]),
+        outcome=Outcome(**outcome) if outcome else None,
+    )
