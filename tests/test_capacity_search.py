@@ -393,3 +393,19 @@ def test_a_record_survives_the_json_round_trip():
         outcome=None,
     )
     assert record_from_dict(json.loads(json.dumps(record_to_dict(unfinished)))) == unfinished
+
+
+def test_the_engines_own_behind_verdict_is_the_generator():
+    verdict = judge(
+        settings(),
+        Observation(
+            offered_rps=40_000.0,
+            sent_rps=39_900.0,
+            achieved_rps=39_900.0,
+            latency_percentiles_us={"99": 3_000.0},
+            error_rate=0.0,
+            generator_behind="send lag p99 4.00 ms is above 1 ms: requests left late",
+        ),
+    )
+    assert verdict.reasons == ("generator",)
+    assert "send lag p99 4.00 ms" in verdict.text

@@ -95,6 +95,7 @@ class Observation:
     server_cpu_utilisation: float | None = None  # 0-1 of the CPUs the server may use
     server_busiest_process_cpu: float | None = None  # 0-1 of one CPU
     generator_cpu_utilisation: float | None = None  # 0-1 of the generator's CPUs
+    generator_behind: str | None = None  # the engine's own verdict that it fell behind, why
     failure: str | None = None  # the stack failed (died, unresponsive, wrong answer)
 
     @property
@@ -137,8 +138,8 @@ def judge(settings: SearchSettings, seen: Observation) -> Judgement:
         seen.sent_rps is not None and seen.sent_rps < GENERATOR_SEND_SHARE * seen.offered_rps
     )
     latency_over = latency is None or latency > slo.limit_us
-    if generator_busy or (under_sent and not latency_over):
-        detail = []
+    if generator_busy or seen.generator_behind or (under_sent and not latency_over):
+        detail = [seen.generator_behind] if seen.generator_behind else []
         if seen.sent_rps is not None:
             detail.append(
                 f"sent {format_rps(seen.sent_rps)} of {format_rps(seen.offered_rps)} req/s"

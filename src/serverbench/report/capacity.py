@@ -1,0 +1,295 @@
+"""The report's "Capacity at SLO" section and its latency-vs-offered-rate chart, from the
+capacity searches recorded in a results file.
+
+The section ranks stacks by the highest offered rate they held within the SLO and the error
+budget, states the SLO, the budget and how far a repeat of the search may land, names what
+limited each stack, and lists every step. All latency here is open-loop: measured from each
+request's intended send time at a fixed offered rate.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from serverbench.plan.capacity import LIMIT_NAMES, CapacityRecord, Step, format_rps
+from serverbench.plan.slo import format_limit_us
+from serverbench.report.content import Block, Bullets, Heading, Paragraph, Table
+
+# Two searches of one stack agree when their answers are within this many bisection
+# precisions of each other: each answer lies up to one precision below the edge it found, and
+# the edge moves with the noise of the steps near it.
+AGREEMENT_PRECISIONS = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CurvePoint:
+    offered_rps: float
+    latency_us: float | None  # the plotted percentile; None when no response was good
+    passed: bool | None  # against the SLO and the budget; None where none applied
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Curve:
+    label: str  # "stack · app"
+    points: tuple[CurvePoint, ...]  # in the order measured; the line joins per-rate medians
+    capacity_rps: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadChart:
+    """Latency (log scale) against offered rate, one line per stack, the SLO drawn."""
+
+    title: str
+    percentile: str  # "99"
+    slo_us: float | None
+    curves: tuple[Curve, ...]
+
+
+def agreement_pct(record: CapacityRecord) -> float:
+    """How far, in percent, a repeat of this search may land from its answer."""
+    return AGREEMENT_PRECISIONS * record.settings.precision * 100
+
+
+def ranked(records: Sequence[CapacityRecord]) -> list[CapacityRecord]:
+    """Highest capacity first; searches without an answer last, in their own order."""
+    return sorted(
+        records,
+        key=lambda r: -(r.outcome.capacity_rps or 0.0) if r.outcome else 1.0,
+    )
+
+
+def capacity_text(record: CapacityRecord) -> str:
+    outcome = record.outcome
+    if outcome is None:
+        return "unfinished"
+    if outcome.capacity_rps is None:
+        return "none held"
+    return ("≥ " if outcome.lower_bound else "") + format_rps(outcome.capacity_rps)
+
+
+def _at_capacity(record: CapacityRecord) -> list[Step]:
+    outcome = record.outcome
+    if outcome is None or outcome.capacity_rps is None:
+        return []
+    return [s for s in record.steps if s.rate_rps == outcome.capacity_rps]
+
+
+def worst_latency_at_capacity(record: CapacityRecord) -> float | None:
+    key = record.settings.slo.key
+    values = [
+        s.observation.latency_percentiles_us[key]
+        for s in _at_capacity(record)
+        if key in s.observation.latency_percentiles_us
+    ]
+    return max(values) if values else None
+
+
+def _latency(value_us: float | None) -> str:
+    return "-" if value_us is None else format_limit_us(round(value_us, 1 if value_us < 10 else 0))
+
+
+def _share(value: float | None, of: float | None) -> str:
+    return f"{value / of * 100:.0f} %" if value and of else "-"
+
+
+def ranking_table(records: Sequence[CapacityRecord]) -> Table:
+    rows = []
+    for place, record in enumerate(ranked(records), start=1):
+        outcome = record.outcome
+        rows.append(
+            (
+                str(place),
+                record.stack,
+                record.app,
+                capacity_text(record),
+                _share(outcome.capacity_rps if outcome else None, record.peak_rps),
+                _latency(worst_latency_at_capacity(record)),
+                format_rps(outcome.lowest_failing_rps)
+                if outcome and outcome.lowest_failing_rps
+                else "-",
+                LIMIT_NAMES[outcome.limit] if outcome else "-",
+                str(len(record.steps)),
+            )
+        )
+    key = records[0].settings.slo.key if records else "99"
+    return Table(
+        headers=(
+            "#",
+            "stack",
+            "app",
+            "capacity req/s",
+            "of closed-loop peak",
+            f"p{key} at capacity (worst repeat)",
+            "lowest failing req/s",
+            "limited by",
+            "steps",
+        ),
+        rows=tuple(rows),
+        right=(0, 3, 4, 5, 6, 8),
+    )
+
+
+def steps_table(record: CapacityRecord) -> Table:
+    rows = []
+    for step in record.steps:
+        seen = step.observation
+        p = seen.latency_percentiles_us
+        cpu = seen.server_cpu_utilisation
+        generator = seen.generator_cpu_utilisation
+        rows.append(
+            (
+                str(step.index),
+                step.phase,
+                format_rps(step.rate_rps),
+                format_rps(seen.achieved_rps),
+                _latency(p.get("50")),
+                _latency(p.get("99")),
+                _latency(p.get("99.9")),
+                f"{seen.error_rate * 100:.2f} %",
+                "-" if cpu is None else f"{cpu * 100:.0f} %",
+                "-" if generator is None else f"{generator * 100:.0f} %",
+                (
+                    "held"
+                    if step.judgement.passed
+                    else "broke: " + ", ".join(step.judgement.reasons)
+                ),
+            )
+        )
+    return Table(
+        headers=(
+            "step",
+            "phase",
+            "offered req/s",
+            "good req/s",
+            "p50",
+            "p99",
+            "p99.9",
+            "errors",
+            "server CPU",
+            "generator CPU",
+            "verdict",
+        ),
+        rows=tuple(rows),
+        right=(0, 2, 3, 4, 5, 6, 7, 8, 9),
+    )
+
+
+def _record_sentence(record: CapacityRecord) -> str:
+    outcome = record.outcome
+    name = f"**{record.stack}** · {record.app}"
+    if outcome is None:
+        return f"{name}: the search was interrupted after {len(record.steps)} step(s); resume it."
+    if outcome.capacity_rps is None:
+        return f"{name}: no rate held. {outcome.limit_text}."
+    held = (
+        f"{name} held **{capacity_text(record)} req/s** in all {outcome.passes_at_capacity} "
+        "measurement(s) at that rate"
+    )
+    if outcome.lowest_failing_rps is not None:
+        held += f"; {format_rps(outcome.lowest_failing_rps)} req/s did not"
+    if record.peak_rps:
+        held += (
+            f" ({_share(outcome.capacity_rps, record.peak_rps)} of its closed-loop peak of "
+            f"{format_rps(record.peak_rps)} req/s)"
+        )
+    verdict = f"Limited by {LIMIT_NAMES[outcome.limit]}: {outcome.limit_text}."
+    if outcome.lower_bound:
+        verdict += " The figure is a lower bound: the stack itself was not the limit."
+    return f"{held}. {verdict}"
+
+
+def load_chart(records: Sequence[CapacityRecord]) -> LoadChart:
+    slo = records[0].settings.slo
+    curves = []
+    for record in records:
+        points = tuple(
+            CurvePoint(
+                offered_rps=s.rate_rps,
+                latency_us=s.observation.latency_percentiles_us.get(slo.key),
+                passed=s.judgement.passed,
+            )
+            for s in record.steps
+        )
+        curves.append(
+            Curve(
+                label=f"{record.stack} · {record.app}",
+                points=points,
+                capacity_rps=record.outcome.capacity_rps if record.outcome else None,
+            )
+        )
+    return LoadChart(
+        title=f"Latency (p{slo.key}, log scale) against offered rate, open loop",
+        percentile=slo.key,
+        slo_us=slo.limit_us,
+        curves=tuple(curves),
+    )
+
+
+def line_points(curve: Curve) -> list[tuple[float, float]]:
+    """(rate, median latency at that rate), by rate: the line; every step is a dot too."""
+    by_rate: dict[float, list[float]] = {}
+    for point in curve.points:
+        if point.latency_us is not None and point.latency_us > 0:
+            by_rate.setdefault(point.offered_rps, []).append(point.latency_us)
+    return [(rate, statistics.median_low(v)) for rate, v in sorted(by_rate.items())]
+
+
+def capacity_section(records: Sequence[CapacityRecord]) -> list[Block | LoadChart]:
+    if not records:
+        return []
+    settings = records[0].settings
+    slo = settings.slo
+    budget = f"{settings.max_error_rate * 100:g} %"
+    blocks: list[Block | LoadChart] = [
+        Heading(level=2, text="Capacity at SLO"),
+        Paragraph(
+            text=f"The highest offered rate each stack held with **{slo.text}** and at most "
+            f"**{budget}** of requests failing, ranked. Measured open-loop: requests are sent "
+            "at a fixed rate whatever the server does, and each latency counts from the moment "
+            "its request was due, so a server that falls behind shows it in the tail."
+        ),
+        ranking_table(records),
+        Paragraph(
+            text=f"Each figure held in every measurement at that rate (the search's step plus "
+            f"{settings.confirmations} confirmation(s), each on a fresh, verified, warmed "
+            f"stack); the true edge lies between it and the lowest failing rate, at most "
+            f"{settings.precision * 100:g} % above. Run-to-run spread: a repeat of the search "
+            f"lands within ±{agreement_pct(records[0]):g} % of these figures."
+        ),
+        Bullets(items=tuple(_record_sentence(r) for r in ranked(records))),
+        load_chart(records),
+    ]
+    for record in ranked(records):
+        blocks.append(Heading(level=3, text=f"Capacity steps: {record.stack} · {record.app}"))
+        blocks.append(steps_table(record))
+    return blocks
+
+
+def loop_methodology(records: Sequence[CapacityRecord]) -> list[str]:
+    """How the two loops measure, for the methodology section."""
+    items = [
+        "Two loops. **Closed loop** (wrk, the throughput and latency figures of the Results "
+        "section): each connection sends its next request only when the previous answer "
+        "arrived, so a slow server slows the load down; it measures peak throughput, and its "
+        "latency is the latency at that saturation (Little's law holds: requests in flight = "
+        "connections). **Open loop** (the capacity search): requests are due at a fixed "
+        "offered rate whatever the server does, latency runs from when each request was due, "
+        "so queueing shows; Little's law is not a check there."
+    ]
+    if records:
+        s = records[0].settings
+        items.append(
+            f"Capacity search: coarse steps x{s.growth:g} up from {format_rps(s.start_rps)} "
+            f"req/s (or down, if that already fails), then bisection until the highest holding "
+            f"and the lowest failing rate are within {s.precision * 100:g} %, then "
+            f"{s.confirmations} confirmation(s) of the final rate, backing off "
+            f"{s.precision * 100:g} % when one fails. Every step starts a fresh stack, "
+            "verifies it, warms it up at the step's rate and measures; every step is recorded. "
+            "The limiting factor is read from the lowest failing rate: the load generator "
+            f"(its CPU or its send rate fell behind), a stack failure, the server's CPU "
+            f"(at least 85 % of its CPUs, or one process at 90 % of a core), errors over the "
+            "budget, or latency over the SLO with CPU to spare."
+        )
+    return items

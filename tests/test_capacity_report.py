@@ -1,0 +1,122 @@
+import re
+import xml.etree.ElementTree as ET
+
+from serverbench.plan.capacity import CapacityRecord, Search
+from serverbench.report.capacity import (
+    LoadChart,
+    capacity_section,
+    line_points,
+    load_chart,
+    loop_methodology,
+    ranked,
+    ranking_table,
+    steps_table,
+)
+from serverbench.report.content import Heading, Paragraph, Table
+from serverbench.report.load_chart import render_load_chart
+from tests.test_capacity_search import ModelServer, settings
+
+
+def record(stack: str, model: ModelServer, peak: float | None = None, **changes) -> CapacityRecord:
+    search = Search(settings(**changes))
+    outcome = search.run(model)
+    return CapacityRecord(
+        stack=stack,
+        app="seed-flask",
+        peak_rps=peak,
+        settings=search.settings,
+        steps=tuple(search.steps),
+        outcome=outcome,
+    )
+
+
+def records() -> list[CapacityRecord]:
+    return [
+        record("gunicorn", ModelServer(mu=1000.0), peak=1050.0),
+        record("bjoern", ModelServer(mu=4000.0), peak=4100.0),
+        record("uvicorn", ModelServer(mu=30_000.0, generator_max_rps=6000.0), peak=9000.0),
+    ]
+
+
+def test_ranking_puts_the_highest_capacity_first_and_marks_lower_bounds():
+    table = ranking_table(records())
+    assert [row[1] for row in table.rows] == ["uvicorn", "bjoern", "gunicorn"]
+    uvicorn, bjoern, gunicorn = table.rows
+    assert uvicorn[3].startswith("≥ ")
+    assert uvicorn[7] == "the load generator"
+    assert bjoern[7] == "the server's CPU"
+    assert not bjoern[3].startswith("≥")
+    assert gunicorn[4].endswith("%")  # share of the closed-loop peak
+    assert table.headers[5] == "p99 at capacity (worst repeat)"
+
+
+def test_an_unfinished_or_empty_search_ranks_last():
+    done = records()[0]
+    unfinished = CapacityRecord(
+        stack="waitress",
+        app="seed-flask",
+        peak_rps=None,
+        settings=done.settings,
+        steps=done.steps[:2],
+        outcome=None,
+    )
+    assert [r.stack for r in ranked([unfinished, done])] == ["gunicorn", "waitress"]
+    table = ranking_table([unfinished, done])
+    assert table.rows[1][3] == "unfinished"
+
+
+def test_the_section_states_the_slo_the_budget_and_the_spread_and_lists_every_step():
+    blocks = capacity_section(records())
+    assert blocks[0] == Heading(level=2, text="Capacity at SLO")
+    text = " ".join(b.text for b in blocks if isinstance(b, Paragraph))
+    assert "p99 <= 50 ms" in text
+    assert "0.1 %" in text
+    assert "±10 %" in text
+    charts = [b for b in blocks if isinstance(b, LoadChart)]
+    assert len(charts) == 1
+    assert charts[0].slo_us == 50_000.0
+    step_tables = [b for b in blocks if isinstance(b, Table) and b.headers[0] == "step"]
+    assert [len(t.rows) for t in step_tables] == [len(r.steps) for r in ranked(records())]
+
+
+def test_steps_table_shows_each_verdict():
+    table = steps_table(records()[0])
+    verdicts = [row[-1] for row in table.rows]
+    assert "held" in verdicts
+    assert any(v.startswith("broke: latency") for v in verdicts)
+
+
+def test_nothing_measured_no_section():
+    assert capacity_section([]) == []
+
+
+def test_methodology_explains_both_loops():
+    items = loop_methodology(records())
+    assert "Closed loop" in items[0]
+    assert "Open loop" in items[0]
+    assert "Little's law is not a check there" in items[0]
+    assert "bisection" in items[1]
+
+
+def test_the_line_joins_the_median_per_rate_in_rate_order():
+    chart = load_chart(records())
+    for curve in chart.curves:
+        rates = [rate for rate, _ in line_points(curve)]
+        assert rates == sorted(set(rates))
+
+
+def test_the_chart_is_valid_svg_with_one_series_per_stack_the_slo_and_every_step():
+    chart = load_chart(records())
+    html = render_load_chart(chart)
+    svg = re.search(r"<svg.*</svg>", html, re.S)
+    assert svg is not None
+    root = ET.fromstring(svg.group(0))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    series = root.findall("s:g[@class='series']", ns)
+    assert [g.get("data-label") for g in series] == [c.label for c in chart.curves]
+    for group, curve in zip(series, chart.curves, strict=True):
+        dots = group.findall("s:circle", ns)
+        assert len(dots) == len([p for p in curve.points if p.latency_us])
+        assert {d.get("data-passed") for d in dots} <= {"true", "false"}
+    assert root.find("s:g[@class='slo']", ns) is not None
+    assert "SLO p99 50.00 ms" in html
