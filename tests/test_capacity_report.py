@@ -2,6 +2,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from serverbench.plan.capacity import CapacityRecord, Search
+from serverbench.plan.slo import parse_slo
 from serverbench.report.capacity import (
     LoadChart,
     capacity_section,
@@ -120,3 +121,38 @@ def test_the_chart_is_valid_svg_with_one_series_per_stack_the_slo_and_every_step
         assert {d.get("data-passed") for d in dots} <= {"true", "false"}
     assert root.find("s:g[@class='slo']", ns) is not None
     assert "SLO p99 50.00 ms" in html
+
+
+def test_compare_names_the_change_and_whether_it_is_beyond_the_spread():
+    import dataclasses
+
+    from serverbench.report.capacity_compare import compare_capacity, render_capacity_comparison
+
+    a = records()
+    b = [
+        record("gunicorn", ModelServer(mu=1500.0), peak=1550.0),  # +50 %
+        record("bjoern", ModelServer(mu=4040.0), peak=4100.0),  # within the spread
+    ]
+    comparison = compare_capacity(a, b)
+    by_stack = {d.a.stack: d for d in comparison.deltas}
+    assert by_stack["gunicorn"].beyond_spread is True
+    assert by_stack["gunicorn"].change_pct is not None
+    assert by_stack["gunicorn"].change_pct > 30
+    assert by_stack["bjoern"].beyond_spread is False
+    assert [r.stack for r in comparison.only_in_a] == ["uvicorn"]
+    text = render_capacity_comparison(comparison)
+    assert "capacity only in A: uvicorn/seed-flask" in text
+    assert "the server's CPU -> the server's CPU" in text
+    stricter = [dataclasses.replace(r, settings=settings(slo=parse_slo("p99=20ms"))) for r in b]
+    assert "the SLO differs: p99 <= 50 ms -> p99 <= 20 ms" in render_capacity_comparison(
+        compare_capacity(a, stricter)
+    )
+
+
+def test_a_lower_bound_cannot_tell_a_change():
+    from serverbench.report.capacity_compare import compare_capacity
+
+    a = records()
+    delta = next(d for d in compare_capacity(a, a).deltas if d.a.stack == "uvicorn")
+    assert delta.change_pct == 0.0
+    assert delta.beyond_spread is None
