@@ -3,8 +3,8 @@ import xml.etree.ElementTree as ET
 
 from serverbench.plan.capacity import CapacityRecord, Search
 from serverbench.plan.slo import parse_slo
+from serverbench.report.blocks import LoadChart
 from serverbench.report.capacity import (
-    LoadChart,
     capacity_section,
     line_points,
     load_chart,
@@ -14,6 +14,7 @@ from serverbench.report.capacity import (
     steps_table,
 )
 from serverbench.report.content import Heading, Paragraph, Table
+from serverbench.report.html import PALETTE
 from serverbench.report.load_chart import render_load_chart
 from tests.test_capacity_search import ModelServer, settings
 
@@ -108,7 +109,7 @@ def test_the_line_joins_the_median_per_rate_in_rate_order():
 
 def test_the_chart_is_valid_svg_with_one_series_per_stack_the_slo_and_every_step():
     chart = load_chart(records())
-    html = render_load_chart(chart)
+    html = render_load_chart(chart, PALETTE)
     svg = re.search(r"<svg.*</svg>", html, re.S)
     assert svg is not None
     root = ET.fromstring(svg.group(0))
@@ -156,3 +157,67 @@ def test_a_lower_bound_cannot_tell_a_change():
     delta = next(d for d in compare_capacity(a, a).deltas if d.a.stack == "uvicorn")
     assert delta.change_pct == 0.0
     assert delta.beyond_spread is None
+
+
+def test_compare_gates_on_lost_capacity():
+    from serverbench.report.capacity_compare import compare_capacity
+
+    a = records()
+    b = [record("gunicorn", ModelServer(mu=700.0), peak=750.0)]
+    comparison = compare_capacity(a, b)
+    assert [d.a.stack for d in comparison.lower_than(10.0)] == ["gunicorn"]
+    assert comparison.lower_than(50.0) == []
+
+
+def test_the_compare_command_prints_capacities_and_gates_on_them(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    import msgspec
+
+    from serverbench.cli import main
+    from serverbench.run.capacity import capacity_section, short_capacity_plan
+
+    data = Path(__file__).parent / "data" / "results" / "two-profiles-failed.json"
+
+    def write(name: str, found: list[CapacityRecord]) -> Path:
+        document = json.loads(data.read_text())
+        section = capacity_section(short_capacity_plan(settings().slo, 0.001))
+        section.searches.extend(found)
+        document["capacity"] = msgspec.to_builtins(section)
+        path = tmp_path / name
+        path.write_text(json.dumps(document))
+        return Path(path)
+
+    before = write("a.json", records())
+    after = write("b.json", [record("gunicorn", ModelServer(mu=700.0), peak=750.0)])
+    assert main(["compare", str(before), str(after)]) == 0
+    out = capsys.readouterr().out
+    assert "capacity at SLO (open loop):" in out
+    assert "gunicorn/seed-flask" in out
+    assert "capacity only in A: bjoern/seed-flask, uvicorn/seed-flask" in out
+    assert main(["compare", str(before), str(after), "--fail-if-slower", "10"]) == 1
+    assert "gunicorn/seed-flask capacity -" in capsys.readouterr().err
+
+
+def test_steps_on_a_busy_cpu_make_the_section_say_the_figure_will_not_repeat():
+    import dataclasses
+
+    done = records()[0]
+    busy = dataclasses.replace(
+        done,
+        steps=tuple(
+            dataclasses.replace(
+                s,
+                observation=dataclasses.replace(
+                    s.observation, server_cpu_utilisation=0.1, server_cpus_busy=1.0
+                ),
+            )
+            for s in done.steps
+        ),
+    )
+    text = " ".join(b.text for b in capacity_section([busy]) if isinstance(b, Paragraph))
+    assert "Not reproducible as measured" in text
+    assert f"gunicorn: {len(done.steps)} of {len(done.steps)} steps" in text
+    quiet = " ".join(b.text for b in capacity_section([done]) if isinstance(b, Paragraph))
+    assert "Not reproducible" not in quiet

@@ -68,3 +68,23 @@ def test_a_share_without_a_peak_says_what_to_do():
 def test_bad_rates_refused(text):
     with pytest.raises(UsageError, match="--rate"):
         parse_rate(text)
+
+
+def test_rates_resolve_per_stack_against_its_own_peak():
+    from serverbench.plan.slo import resolve_rates
+
+    specs = [parse_rate(t) for t in ("25%", "50%", "1000", "90%")]
+    assert resolve_rates(specs, 3000.0) == (750.0, 1500.0, 1000.0, 2700.0)
+    assert resolve_rates([parse_rate("1000")], None) == (1000.0,)
+
+
+def test_shares_of_the_peak_measure_the_closed_loop_profile_first():
+    from serverbench.plan.profiles import PROFILES, at_shares
+
+    smoke = PROFILES["smoke"]
+    profiles = at_shares([smoke], [0.5, 0.9])
+    assert [p.name for p in profiles] == ["smoke", "smoke@50%", "smoke@90%"]
+    assert [p.open_loop for p in profiles] == [False, True, True]
+    assert profiles[1].rate_share == 0.5
+    assert profiles[1].peak_profile == "smoke"
+    assert profiles[1].rate_per_s is None

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from serverbench.errors import UsageError
+from serverbench.report.capacity_compare import compare_capacity, render_capacity_comparison
 from serverbench.report.compare import change_with_interval, compare, render_comparison
 from serverbench.results.inference import SEPARATE_RUNS_DRIFT_PCT
 from serverbench.results.store import load, results_path
@@ -21,7 +22,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         metavar="PCT",
         help="exit 1 when a matching entry is significantly slower and its whole confidence "
-        "interval lies beyond a loss of PCT %% of its req/s",
+        "interval lies beyond a loss of PCT %% of its req/s, or a stack lost more than PCT %% "
+        "of its capacity",
     )
     parser.add_argument(
         "--run-drift",
@@ -38,10 +40,24 @@ def run(args: argparse.Namespace) -> int:
     a, b = Path(args.a), Path(args.b)
     if args.run_drift < 0:
         raise UsageError(f"--run-drift {args.run_drift:g}: cannot be negative; e.g. --run-drift 5")
-    comparison = compare(load(a), load(b), drift_pct=args.run_drift)
+    before, after = load(a), load(b)
+    comparison = compare(before, after, drift_pct=args.run_drift)
     print(render_comparison(comparison, str(results_path(a)), str(results_path(b))))
+    capacities = compare_capacity(
+        before.capacity.searches if before.capacity else [],
+        after.capacity.searches if after.capacity else [],
+    )
+    if capacities.deltas or capacities.only_in_a or capacities.only_in_b:
+        print("\n" + render_capacity_comparison(capacities))
     if args.fail_if_slower is None:
         return 0
+    lower = capacities.lower_than(args.fail_if_slower)
+    for item in lower:
+        print(
+            f"slower: {item.a.stack}/{item.a.app} capacity {item.change_pct:+.1f}% "
+            f"(limit {args.fail_if_slower:g}%)",
+            file=sys.stderr,
+        )
     slower = comparison.slower_than(args.fail_if_slower)
     for delta in slower:
         stack, app, profile = delta.key
@@ -50,4 +66,4 @@ def run(args: argparse.Namespace) -> int:
             f"beyond the {args.fail_if_slower:g}% limit",
             file=sys.stderr,
         )
-    return 1 if slower else 0
+    return 1 if slower or lower else 0

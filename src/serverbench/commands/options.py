@@ -1,4 +1,5 @@
-"""Command-line options shared by several commands: the app, the stack selection, the CPU split."""
+"""Command-line options shared by several commands: the app, the stack selection, the CPU split,
+the latency SLO and error budget of a capacity search."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 
 from serverbench.apps.registry import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
 from serverbench.observe.host_limits import CpuSplit, plan_cpu_split
+
+# p99 <= 100 ms: a tail a person does not notice on a page or an API call (the classic 0.1 s
+# "instant" threshold), strict enough that only rates below a server's saturation hold it in
+# an open loop, loose enough that loopback noise (a few ms) does not decide it.
+DEFAULT_SLO = "p99=100ms"
+DEFAULT_MAX_ERRORS = "0.1%"
 
 
 def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -66,3 +73,17 @@ def app_options(args: argparse.Namespace) -> UserAppOptions:
 def cpu_split(args: argparse.Namespace) -> CpuSplit:
     """The --server-cpus/--client-cpus split over the CPUs this process may use."""
     return plan_cpu_split(sorted(os.sched_getaffinity(0)), args.server_cpus, args.client_cpus)
+
+
+def add_slo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--slo",
+        default=DEFAULT_SLO,
+        help=f"latency objective, e.g. p99=50ms or p99.9=200ms (default {DEFAULT_SLO})",
+    )
+    parser.add_argument(
+        "--max-errors",
+        default=DEFAULT_MAX_ERRORS,
+        metavar="PCT",
+        help=f"error budget: share of requests allowed to fail (default {DEFAULT_MAX_ERRORS})",
+    )

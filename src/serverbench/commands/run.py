@@ -13,6 +13,7 @@ from pathlib import Path
 from serverbench.apps.registry import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
 from serverbench.commands.options import (
     add_app_options,
+    add_slo_options,
     add_stack_options,
     app_options,
     cpu_split,
@@ -28,15 +29,24 @@ from serverbench.plan.profiles import (
     Profile,
     ProfileOverrides,
     at_rates,
+    at_shares,
     load_profile_file,
     select_profiles,
 )
 from serverbench.plan.resume import resume_plan
 from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.plan.slo import parse_error_budget, parse_rate, parse_slo
 from serverbench.report import write_reports
+from serverbench.report.capacity_console import capacity_summary
 from serverbench.report.console import fault_lines, summary_table
 from serverbench.results.inference import PrecisionGoal, repeats_for
 from serverbench.results.store import RESULTS_NAME
+from serverbench.run.capacity import (
+    CapacityRunner,
+    capacity_section,
+    closed_loop_peaks,
+    short_capacity_plan,
+)
 from serverbench.run.records import new_document
 from serverbench.run.runner import Runner
 from serverbench.run.url_target import TargetUrl, parse_target_url, target_app
@@ -90,11 +100,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=float,
         action="append",
         metavar="R",
-        help="with --engine open: offered requests per second; repeat for several rates "
-        "(each profile is measured at each rate, its connections bound the pool)",
+        help="with --engine open: offered requests per second, or a share of each stack's "
+        "closed-loop peak measured with wrk just before in the same run (50%%); repeat for "
+        "several rates (each profile is measured at each rate, its connections bound the pool)",
     )
     parser.add_argument(
         "--arrivals",
@@ -140,6 +150,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="let --url name a host other than this machine's loopback; load only servers "
         "you are allowed to load",
     )
+    parser.add_argument(
+        "--capacity",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the wrk matrix, search each stack's capacity at --slo with short "
+        "open-loop steps (default: yes for the default run; no with --profile, --url or "
+        "--engine open)",
+    )
+    add_slo_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -152,9 +171,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         plan = new_run_plan(args)
         document = new_document(plan, ["serverbench", *sys.argv[1:]])
-    if any(profile.rate_per_s is not None for profile in plan.profiles):
+        searched = (
+            args.capacity
+            if args.capacity is not None
+            else not (args.profile or args.url or args.engine == "open")
+        )
+        if searched and args.url:
+            raise UsageError(
+                "--capacity starts a fresh stack for every step and cannot load a server you "
+                "run (--url); drop one of them"
+            )
+        if searched:
+            document.capacity = capacity_section(
+                short_capacity_plan(parse_slo(args.slo), parse_error_budget(args.max_errors))
+            )
+    if any(profile.open_loop for profile in plan.profiles):
         OpenLoopEngine().check_available()
-    if any(profile.rate_per_s is None for profile in plan.profiles):
+    if any(not profile.open_loop for profile in plan.profiles):
         WrkEngine().check_available()
     if plan.url is not None:
         _check_url_answers(plan)
@@ -174,7 +207,13 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"results: {plan.out_dir / RESULTS_NAME}", file=sys.stderr)
     Runner(plan, document).run()
+    if document.capacity is not None:
+        CapacityRunner(plan, document.capacity.plan, document).run(
+            peaks=closed_loop_peaks(document)
+        )
     print(summary_table(document))
+    if document.capacity is not None:
+        print("\n" + capacity_summary(document))
     faults = fault_lines(document)
     if faults:
         print("\nfaults:\n" + "\n".join(f"  {line}" for line in faults))
@@ -324,20 +363,25 @@ def precision_goal(args: argparse.Namespace) -> PrecisionGoal | None:
 
 
 def _with_engine(args: argparse.Namespace, profiles: list[Profile]) -> list[Profile]:
-    rates: list[float] = args.rate or []
+    specs = [parse_rate(text) for text in args.rate or []]
     if args.engine == "wrk":
-        if rates or args.arrivals != "constant":
+        if specs or args.arrivals != "constant":
             raise UsageError(
                 "--rate and --arrivals set the open-loop engine's load; add --engine open "
                 "(wrk holds connections, not a rate)"
             )
         return profiles
-    if not rates:
-        raise UsageError("--engine open needs an offered rate; give one or more --rate R (req/s)")
-    bad = [rate for rate in rates if not rate > 0]
-    if bad:
-        raise UsageError(f"--rate {bad[0]:g}: the offered rate must be a positive req/s")
-    return at_rates(profiles, rates, args.arrivals)
+    if not specs:
+        raise UsageError(
+            "--engine open needs an offered rate; give one or more --rate R (req/s, or a share "
+            "of the peak such as 50%)"
+        )
+    absolute = [spec.rps for spec in specs if spec.rps is not None]
+    shares = [spec.peak_share for spec in specs if spec.peak_share is not None]
+    return [
+        *(at_shares(profiles, shares, args.arrivals) if shares else []),
+        *(at_rates(profiles, absolute, args.arrivals) if absolute else []),
+    ]
 
 
 def _url_expected(args: argparse.Namespace) -> ExpectedResponse:

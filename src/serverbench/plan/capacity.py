@@ -25,23 +25,30 @@ spare; or the search's ceiling, when no rate up to `max_rps` failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 from serverbench.errors import ResultsError
-from serverbench.plan.slo import Slo, format_limit_us
+from serverbench.plan.slo import Slo, format_latency_us, format_limit_us
 
 Phase = Literal["coarse", "down", "bisect", "confirm"]
 Reason = Literal["failure", "generator", "errors", "latency", "shortfall"]
-Limit = Literal["generator", "failure", "server_cpu", "errors", "latency", "search_ceiling"]
+Limit = Literal[
+    "generator", "failure", "server_cpu", "contention", "errors", "latency", "search_ceiling"
+]
 
 # The server's CPU counts as the limit when it was this busy where the SLO broke: all of its
 # CPUs together, or one process on its own core (a single-process server on two CPUs).
 SERVER_CPU_SATURATED = 0.85
 PROCESS_CPU_SATURATED = 0.90
-# The generator is behind when it used this much of its CPUs, or sent fewer requests than
-# offered while the server kept up (the shortfall is then the generator's own).
+# The server's CPUs were this busy while the server itself used less than SERVER_CPU_SATURATED
+# of them: something else ran there, and the figure is not the server's alone.
+CPUS_BUSY = 0.85
+OTHERS_SHARE = 0.25  # ... and others took at least this share of them
+# The generator is to blame when it used this much of its CPUs where the step broke (or sent
+# so late that without its lag the step would have held), or sent fewer requests than offered
+# while the server kept up (the shortfall is then its own).
 GENERATOR_CPU_SATURATED = 0.90
 GENERATOR_SEND_SHARE = 0.95
 # Good responses below this share of the requests sent: the server fell behind the offered rate
@@ -53,6 +60,7 @@ LIMIT_NAMES: dict[Limit, str] = {
     "generator": "the load generator",
     "failure": "a stack failure",
     "server_cpu": "the server's CPU",
+    "contention": "other processes on the server's CPUs",
     "errors": "errors",
     "latency": "latency",
     "search_ceiling": "the search's ceiling",
@@ -90,12 +98,15 @@ class Observation:
     offered_rps: float
     sent_rps: float | None  # requests the generator actually started per second
     achieved_rps: float  # good responses per second
-    latency_percentiles_us: Mapping[str, float]  # "50", "99", "99.9" ... (must hold the SLO's)
+    latency_percentiles_us: dict[str, float]  # "50", "99", "99.9" ... (must hold the SLO's)
     error_rate: float  # failed attempts / attempts
     server_cpu_utilisation: float | None = None  # 0-1 of the CPUs the server may use
     server_busiest_process_cpu: float | None = None  # 0-1 of one CPU
+    server_cpus_busy: float | None = None  # 0-1: the server CPUs' busy time, any process's
     generator_cpu_utilisation: float | None = None  # 0-1 of the generator's CPUs
-    generator_behind: str | None = None  # the engine's own verdict that it fell behind, why
+    generator_lag_p99_us: float | None = None  # how late the generator sent, its p99
+    generator_behind: str | None = None  # the engine's own note that it ran late, and why
+    generator_failure: str | None = None  # the generator itself failed or overran
     failure: str | None = None  # the stack failed (died, unresponsive, wrong answer)
 
     @property
@@ -105,6 +116,16 @@ class Observation:
             busiest is not None and busiest >= PROCESS_CPU_SATURATED
         )
 
+    @property
+    def contended(self) -> bool:
+        busy, own = self.server_cpus_busy, self.server_cpu_utilisation
+        return (
+            busy is not None
+            and busy >= CPUS_BUSY
+            and busy - (own or 0.0) >= OTHERS_SHARE
+            and not self.server_cpu_saturated
+        )
+
     def server_cpu_text(self) -> str:
         parts = []
         if self.server_cpu_utilisation is not None:
@@ -112,6 +133,11 @@ class Observation:
         if self.server_busiest_process_cpu is not None:
             parts.append(
                 f"its busiest process {self.server_busiest_process_cpu * 100:.0f} % of one"
+            )
+        if self.contended and self.server_cpus_busy is not None:
+            parts.append(
+                f"while those CPUs were {self.server_cpus_busy * 100:.0f} % busy: other "
+                "processes ran there"
             )
         return ", ".join(parts)
 
@@ -123,31 +149,33 @@ class Judgement:
     text: str  # one sentence with the numbers
 
 
+def _generator_text(seen: Observation) -> str:
+    detail = []
+    if seen.generator_failure:
+        detail.append(seen.generator_failure)
+    if seen.sent_rps is not None:
+        detail.append(f"sent {format_rps(seen.sent_rps)} of {format_rps(seen.offered_rps)} req/s")
+    if seen.generator_lag_p99_us is not None:
+        detail.append(f"send lag p99 {format_latency_us(seen.generator_lag_p99_us)}")
+    if seen.generator_cpu_utilisation is not None:
+        detail.append(f"{seen.generator_cpu_utilisation * 100:.0f} % of its CPUs")
+    return ", ".join(detail)
+
+
 def judge(settings: SearchSettings, seen: Observation) -> Judgement:
-    """Whether one step held the SLO and the budget, and if not, why."""
+    """Whether one step held the SLO and the budget, and if not, why.
+
+    Latency runs from each request's intended send time, so a generator that ran a little late
+    only makes a step look worse, never better: its lateness is noted, and blamed only when the
+    step broke and the generator was busy or late enough to matter against the SLO, or when it
+    could not send the offered rate at all while the server kept up.
+    """
     slo = settings.slo
     notes: list[tuple[Reason, str]] = []
     latency = seen.latency_percentiles_us.get(slo.key)
     if seen.failure is not None:
         notes.append(("failure", f"the stack failed: {seen.failure}"))
-    generator_busy = (
-        seen.generator_cpu_utilisation is not None
-        and seen.generator_cpu_utilisation >= GENERATOR_CPU_SATURATED
-    )
-    under_sent = (
-        seen.sent_rps is not None and seen.sent_rps < GENERATOR_SEND_SHARE * seen.offered_rps
-    )
-    latency_over = latency is None or latency > slo.limit_us
-    if generator_busy or seen.generator_behind or (under_sent and not latency_over):
-        detail = [seen.generator_behind] if seen.generator_behind else []
-        if seen.sent_rps is not None:
-            detail.append(
-                f"sent {format_rps(seen.sent_rps)} of {format_rps(seen.offered_rps)} req/s"
-            )
-        if seen.generator_cpu_utilisation is not None:
-            detail.append(f"used {seen.generator_cpu_utilisation * 100:.0f} % of its CPUs")
-        notes.append(("generator", "the load generator fell behind (" + ", ".join(detail) + ")"))
-    if seen.error_rate > settings.max_error_rate:
+    if seen.error_rate > settings.max_error_rate and seen.generator_failure is None:
         notes.append(
             (
                 "errors",
@@ -156,13 +184,13 @@ def judge(settings: SearchSettings, seen: Observation) -> Judgement:
             )
         )
     if latency is None:
-        if seen.failure is None:
+        if seen.failure is None and seen.generator_failure is None:
             notes.append(("latency", f"no p{slo.key} was measured (no good response)"))
     elif latency > slo.limit_us:
         notes.append(
             (
                 "latency",
-                f"p{slo.key} {format_limit_us(round(latency))} > {format_limit_us(slo.limit_us)}",
+                f"p{slo.key} {format_latency_us(latency)} > {format_limit_us(slo.limit_us)}",
             )
         )
     sent = seen.sent_rps if seen.sent_rps is not None else seen.offered_rps
@@ -176,14 +204,34 @@ def judge(settings: SearchSettings, seen: Observation) -> Judgement:
                 f"answered {format_rps(seen.achieved_rps)} of {format_rps(sent)} req/s sent",
             )
         )
+    busy = (
+        seen.generator_cpu_utilisation is not None
+        and seen.generator_cpu_utilisation >= GENERATOR_CPU_SATURATED
+    )
+    # late enough to matter: without its send lag the step's latency would have held
+    late = (
+        seen.generator_lag_p99_us is not None
+        and latency is not None
+        and latency > slo.limit_us >= latency - seen.generator_lag_p99_us
+    )
+    under_sent = (
+        seen.sent_rps is not None and seen.sent_rps < GENERATOR_SEND_SHARE * seen.offered_rps
+    )
+    if seen.generator_failure or (notes and (busy or late)) or (under_sent and not notes):
+        notes.insert(0, ("generator", f"the load generator fell behind ({_generator_text(seen)})"))
     rate = f"at {format_rps(seen.offered_rps)} req/s offered"
     if not notes:
-        shown = f"p{slo.key} {format_limit_us(round(latency or 0))}"
+        shown = f"p{slo.key} {format_latency_us(latency or 0)}"
+        ran_late = (
+            f"; the load generator ran late ({seen.generator_behind}), which the latency includes"
+            if seen.generator_behind
+            else ""
+        )
         return Judgement(
             passed=True,
             reasons=(),
             text=f"held {rate}: {shown} <= {format_limit_us(slo.limit_us)}, "
-            f"errors {seen.error_rate * 100:.2f} %",
+            f"errors {seen.error_rate * 100:.2f} %{ran_late}",
         )
     return Judgement(
         passed=False,
@@ -366,6 +414,8 @@ def _limit(seen: Observation, verdict: Judgement) -> Limit:
         return "failure"
     if seen.server_cpu_saturated:
         return "server_cpu"
+    if seen.contended:
+        return "contention"
     if "errors" in reasons:
         return "errors"
     return "latency"
@@ -400,6 +450,46 @@ class Search:
             on_step(step)
 
 
+# A search starts at a quarter of the stack's closed-loop peak: three doublings reach the peak,
+# past which an open loop cannot hold any SLO, so the coarse steps bracket the answer quickly.
+START_SHARE = 0.25
+FALLBACK_START_RPS = 100.0  # when no peak was measured
+MAX_RPS = 100_000.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityPlan:
+    """What a capacity run asks of every search: the targets and the shape of each step."""
+
+    slo: Slo
+    max_error_rate: float
+    step_s: float  # measured seconds per step
+    warmup_s: float  # the step's rate, discarded, on the same fresh stack
+    timeout_s: float  # a request unanswered this long after it was due is a timeout
+    confirmations: int = 2
+    precision: float = 0.05
+    start_rps: float | None = None  # absolute, or else ...
+    start_share: float | None = None  # ... this share of the closed-loop peak (START_SHARE)
+    max_rps: float = MAX_RPS
+
+    def search_settings(self, peak_rps: float | None) -> SearchSettings:
+        share = self.start_share or START_SHARE
+        start = self.start_rps or (peak_rps * share if peak_rps else FALLBACK_START_RPS)
+        start = max(1.0, min(start, self.max_rps))
+        return SearchSettings(
+            slo=self.slo,
+            max_error_rate=self.max_error_rate,
+            start_rps=round(start, 1),
+            precision=self.precision,
+            confirmations=self.confirmations,
+            max_rps=self.max_rps,
+        )
+
+    @property
+    def step_planned_s(self) -> float:
+        return 2.0 + self.warmup_s + self.step_s
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CapacityRecord:
     """One stack x app's search as the results file keeps it; `outcome` is None until it ends."""
@@ -414,57 +504,3 @@ class CapacityRecord:
     @property
     def key(self) -> tuple[str, str]:
         return (self.stack, self.app)
-
-
-# --- the JSON form --------------------------------------------------------------------------
-
-
-def settings_to_dict(settings: SearchSettings) -> dict[str, Any]:
-    fields = asdict(settings)
-    fields["slo"] = {"percentile": settings.slo.percentile, "limit_us": settings.slo.limit_us}
-    return fields
-
-
-def settings_from_dict(data: Mapping[str, Any]) -> SearchSettings:
-    slo = Slo(percentile=float(data["slo"]["percentile"]), limit_us=float(data["slo"]["limit_us"]))
-    return SearchSettings(**{**data, "slo": slo})
-
-
-def step_from_dict(data: Mapping[str, Any]) -> Step:
-    seen = dict(data["observation"])
-    seen["latency_percentiles_us"] = {
-        str(k): float(v) for k, v in seen["latency_percentiles_us"].items()
-    }
-    verdict = data["judgement"]
-    return Step(
-        index=int(data["index"]),
-        phase=data["phase"],
-        rate_rps=float(data["rate_rps"]),
-        observation=Observation(**seen),
-        judgement=Judgement(
-            passed=bool(verdict["passed"]), reasons=tuple(verdict["reasons"]), text=verdict["text"]
-        ),
-    )
-
-
-def record_to_dict(record: CapacityRecord) -> dict[str, Any]:
-    return {
-        "stack": record.stack,
-        "app": record.app,
-        "peak_rps": record.peak_rps,
-        "settings": settings_to_dict(record.settings),
-        "steps": [asdict(step) for step in record.steps],
-        "outcome": asdict(record.outcome) if record.outcome else None,
-    }
-
-
-def record_from_dict(data: Mapping[str, Any]) -> CapacityRecord:
-    outcome = data.get("outcome")
-    return CapacityRecord(
-        stack=str(data["stack"]),
-        app=str(data["app"]),
-        peak_rps=None if data.get("peak_rps") is None else float(data["peak_rps"]),
-        settings=settings_from_dict(data["settings"]),
-        steps=tuple(step_from_dict(s) for s in data["steps"]),
-        outcome=Outcome(**outcome) if outcome else None,
-    )

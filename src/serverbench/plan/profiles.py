@@ -30,6 +30,14 @@ class Profile:
     # open loop (the open-loop engine): requests offered per second; None: wrk's closed loop
     rate_per_s: float | None = None
     arrivals: Arrivals = "constant"  # open loop: evenly spaced or Poisson arrivals
+    # open loop at this share of the stack's closed-loop peak: the good responses/s the
+    # `peak_profile` measured for the same stack and app in the same round, just before
+    rate_share: float | None = None
+    peak_profile: str | None = None
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate_per_s is not None or self.rate_share is not None
 
 
 PROFILES: dict[str, Profile] = {
@@ -101,6 +109,10 @@ def validate(profile: Profile) -> Profile:
         raise UsageError(f"{where}: timeout must be positive")
     if profile.rate_per_s is not None and not profile.rate_per_s > 0:
         raise UsageError(f"{where}: the offered rate must be a positive number of requests/s")
+    if profile.rate_share is not None and (
+        profile.rate_per_s is not None or not profile.peak_profile
+    ):
+        raise UsageError(f"{where}: a share of the peak needs the peak's profile, and no rate")
     return profile
 
 
@@ -122,6 +134,33 @@ def at_rates(
         )
         for profile in profiles
         for rate in rates
+    ]
+
+
+def at_shares(
+    profiles: Sequence[Profile], shares: Sequence[float], arrivals: Arrivals = "constant"
+) -> list[Profile]:
+    """Each profile closed-loop (wrk: the stack's peak), then once per share of that peak:
+    `quick-moderate` at 50 % becomes `quick-moderate@50%`, resolved per stack and round."""
+    suffix = "" if arrivals == "constant" else f"-{arrivals}"
+    return [
+        item
+        for profile in profiles
+        for item in (
+            profile,
+            *(
+                validate(
+                    replace(
+                        profile,
+                        name=f"{profile.name}@{share * 100:g}%{suffix}",
+                        rate_share=share,
+                        peak_profile=profile.name,
+                        arrivals=arrivals,
+                    )
+                )
+                for share in shares
+            ),
+        )
     ]
 
 

@@ -8,6 +8,7 @@ of the stack's closed-loop peak measured with wrk in the same run (`50%`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serverbench.errors import UsageError
@@ -18,7 +19,7 @@ _SLO = re.compile(
 )
 _PERCENT = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*%\s*$")
 _NUMBER = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*$")
-_RATE = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<suffix>k?)\s*(?:/s|rps|req/s)?\s*$")
+_RATE = re.compile(r"^\s*(?P<value>-?\d+(?:\.\d+)?)\s*(?P<suffix>k?)\s*(?:/s|rps|req/s)?\s*$")
 
 
 def percentile_key(percentile: float) -> str:
@@ -32,6 +33,15 @@ def format_limit_us(value_us: float) -> str:
     if value_us >= 1_000:
         return f"{value_us / 1_000:g} ms"
     return f"{value_us:g} µs"
+
+
+def format_latency_us(value_us: float) -> str:
+    """A measured latency, to the precision that means something: 126.46 ms, 1.25 s, 830 µs."""
+    if value_us >= 1_000_000:
+        return f"{value_us / 1_000_000:.2f} s"
+    if value_us >= 1_000:
+        return f"{value_us / 1_000:.2f} ms"
+    return f"{value_us:.0f} µs"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +136,7 @@ def parse_rate(text: str) -> RateSpec:
     if percent is not None:
         share = float(percent["value"]) / 100
         if share <= 0:
-            raise UsageError(f"--rate {text!r}: a share of the peak must be above 0 %, e.g. 50%")
+            raise UsageError(f"--rate {text!r}: a share of the peak must be a positive %, e.g. 50%")
         return RateSpec(peak_share=share)
     absolute = _RATE.match(text)
     if absolute is None:
@@ -136,5 +146,10 @@ def parse_rate(text: str) -> RateSpec:
         )
     rps = float(absolute["value"]) * (1000 if absolute["suffix"] else 1)
     if rps <= 0:
-        raise UsageError(f"--rate {text!r}: the rate must be above zero, e.g. 2000")
+        raise UsageError(f"--rate {text!r}: the offered rate must be a positive req/s, e.g. 2000")
     return RateSpec(rps=rps)
+
+
+def resolve_rates(specs: Sequence[RateSpec], peak_rps: float | None) -> tuple[float, ...]:
+    """The absolute rates for one stack, in the order given (shares of its closed-loop peak)."""
+    return tuple(round(spec.resolve(peak_rps), 1) for spec in specs)

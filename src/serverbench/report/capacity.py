@@ -11,40 +11,29 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from serverbench.plan.capacity import LIMIT_NAMES, CapacityRecord, Step, format_rps
-from serverbench.plan.slo import format_limit_us
-from serverbench.report.content import Block, Bullets, Heading, Paragraph, Table
+from serverbench.plan.capacity import (
+    LIMIT_NAMES,
+    CapacityRecord,
+    Step,
+    format_rps,
+)
+from serverbench.report.blocks import (
+    Block,
+    Bullets,
+    Curve,
+    CurvePoint,
+    Heading,
+    LoadChart,
+    Paragraph,
+    Table,
+)
+from serverbench.report.numbers import format_us
 
 # Two searches of one stack agree when their answers are within this many bisection
 # precisions of each other: each answer lies up to one precision below the edge it found, and
 # the edge moves with the noise of the steps near it.
 AGREEMENT_PRECISIONS = 2.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CurvePoint:
-    offered_rps: float
-    latency_us: float | None  # the plotted percentile; None when no response was good
-    passed: bool | None  # against the SLO and the budget; None where none applied
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Curve:
-    label: str  # "stack · app"
-    points: tuple[CurvePoint, ...]  # in the order measured; the line joins per-rate medians
-    capacity_rps: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoadChart:
-    """Latency (log scale) against offered rate, one line per stack, the SLO drawn."""
-
-    title: str
-    percentile: str  # "99"
-    slo_us: float | None
-    curves: tuple[Curve, ...]
 
 
 def agreement_pct(record: CapacityRecord) -> float:
@@ -87,7 +76,7 @@ def worst_latency_at_capacity(record: CapacityRecord) -> float | None:
 
 
 def _latency(value_us: float | None) -> str:
-    return "-" if value_us is None else format_limit_us(round(value_us, 1 if value_us < 10 else 0))
+    return format_us(value_us)
 
 
 def _share(value: float | None, of: float | None) -> str:
@@ -148,7 +137,12 @@ def steps_table(record: CapacityRecord) -> Table:
                 _latency(p.get("99")),
                 _latency(p.get("99.9")),
                 f"{seen.error_rate * 100:.2f} %",
-                "-" if cpu is None else f"{cpu * 100:.0f} %",
+                ("-" if cpu is None else f"{cpu * 100:.0f} %")
+                + (
+                    f" (CPUs {seen.server_cpus_busy * 100:.0f} % busy)"
+                    if seen.contended and seen.server_cpus_busy is not None
+                    else ""
+                ),
                 "-" if generator is None else f"{generator * 100:.0f} %",
                 (
                     "held"
@@ -200,6 +194,26 @@ def _record_sentence(record: CapacityRecord) -> str:
     return f"{held}. {verdict}"
 
 
+def _contention(records: Sequence[CapacityRecord]) -> list[Block]:
+    """A warning when other processes took the server's CPUs: such figures do not repeat."""
+    hit = [
+        (r, sum(1 for s in r.steps if s.observation.contended))
+        for r in records
+        if any(s.observation.contended for s in r.steps)
+    ]
+    if not hit:
+        return []
+    counts = "; ".join(f"{r.stack}: {n} of {len(r.steps)} steps" for r, n in hit)
+    return [
+        Paragraph(
+            text="**Not reproducible as measured**: in some steps the server's CPUs were busy "
+            f"with processes other than the server ({counts}), so those stacks had less CPU "
+            "than the plan gave them and a repeat on a quiet machine will differ by more than "
+            "the spread above."
+        )
+    ]
+
+
 def load_chart(records: Sequence[CapacityRecord]) -> LoadChart:
     slo = records[0].settings.slo
     curves = []
@@ -236,13 +250,13 @@ def line_points(curve: Curve) -> list[tuple[float, float]]:
     return [(rate, statistics.median_low(v)) for rate, v in sorted(by_rate.items())]
 
 
-def capacity_section(records: Sequence[CapacityRecord]) -> list[Block | LoadChart]:
+def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
     if not records:
         return []
     settings = records[0].settings
     slo = settings.slo
     budget = f"{settings.max_error_rate * 100:g} %"
-    blocks: list[Block | LoadChart] = [
+    blocks: list[Block] = [
         Heading(level=2, text="Capacity at SLO"),
         Paragraph(
             text=f"The highest offered rate each stack held with **{slo.text}** and at most "
@@ -258,6 +272,7 @@ def capacity_section(records: Sequence[CapacityRecord]) -> list[Block | LoadChar
             f"{settings.precision * 100:g} % above. Run-to-run spread: a repeat of the search "
             f"lands within ±{agreement_pct(records[0]):g} % of these figures."
         ),
+        *_contention(records),
         Bullets(items=tuple(_record_sentence(r) for r in ranked(records))),
         load_chart(records),
     ]

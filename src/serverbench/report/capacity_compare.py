@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from serverbench.plan.capacity import LIMIT_NAMES, CapacityRecord
 from serverbench.report.capacity import agreement_pct, capacity_text
-from serverbench.textable import render_table
+from serverbench.report.textable import render_table
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +52,10 @@ class CapacityComparison:
     only_in_a: tuple[CapacityRecord, ...]
     only_in_b: tuple[CapacityRecord, ...]
     differences: tuple[str, ...]  # SLO or budget not the same
+
+    def lower_than(self, limit_pct: float) -> list[CapacityDelta]:
+        """Stacks that lost more than limit_pct % of their capacity."""
+        return [d for d in self.deltas if d.change_pct is not None and d.change_pct < -limit_pct]
 
 
 def compare_capacity(

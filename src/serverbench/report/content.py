@@ -9,11 +9,19 @@ to `code` and **bold**, which both renderers understand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.plan.profiles import Profile
 from serverbench.report.analysis import analyse_stack
+from serverbench.report.blocks import Block as Block
+from serverbench.report.blocks import Bullets as Bullets
+from serverbench.report.blocks import Chart as Chart
+from serverbench.report.blocks import Code as Code
+from serverbench.report.blocks import Heading as Heading
+from serverbench.report.blocks import LoadChart as LoadChart
+from serverbench.report.blocks import Paragraph as Paragraph
+from serverbench.report.blocks import Table as Table
+from serverbench.report.capacity import capacity_section, loop_methodology
 from serverbench.report.checks import CHECKED, warnings
 from serverbench.report.facts import (
     REFERENCE_ROLE,
@@ -39,49 +47,6 @@ from serverbench.report.wrk_text import wrk_text
 from serverbench.results.aggregate import Cell
 from serverbench.results.inference import pair_by_round, paired_change
 from serverbench.results.model import AppRecord, Loop, ResultsDocument
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Paragraph:
-    text: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Bullets:
-    items: tuple[str, ...]
-    numbered: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Table:
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    right: tuple[int, ...] = ()  # right-aligned (numeric) columns
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Code:
-    text: str
-    language: str = "text"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Chart:
-    """A figure only the HTML report draws; it carries the cells its bars are built from."""
-
-    kind: str  # "throughput", "latency", "errors"
-    title: str
-    cells: tuple[Cell, ...]
-
-
-Block = Heading | Paragraph | Bullets | Table | Code | Chart
-
 
 # --- the sections ---------------------------------------------------------------------------
 
@@ -285,6 +250,12 @@ def results(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block]:
             "two order statistics, which holds for any distribution: fewer than 6 repeats "
             "cannot give 95 %, and the interval then says how sure it is), percentiles from "
             "the repeats' merged latency histograms."
+            + (
+                " Every figure here is **closed-loop** (wrk): the closed-loop peak the capacity "
+                "search started from, and latency at that saturation, not at a given rate."
+                if document.capacity is not None
+                else ""
+            )
         ),
     ]
     reference = [f for f in facts if f.cell.role == REFERENCE_ROLE]
@@ -453,6 +424,8 @@ def methodology(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block
         "Resources: every process tree (server components and wrk) sampled during the "
         "measured window; CPU-seconds, RSS peak and connections per component.",
     ]
+    if document.capacity is not None:
+        items.extend(loop_methodology(document.capacity.searches))
     blocks: list[Block] = [
         Heading(level=2, text="Methodology and warnings"),
         Bullets(items=tuple(items)),
@@ -479,6 +452,8 @@ def build(document: ResultsDocument) -> list[Block]:
     stacks = ", ".join(stack_title(document, s) for s in stack_order(document))
     return [
         Heading(level=1, text=f"Performance Comparison Report: {stacks}"),
+        # when capacity was measured it is the answer the reader came for, so it leads
+        *capacity_section(document.capacity.searches if document.capacity else []),
         *introduction(document, facts),
         *test_setup(document, facts),
         *results(document, facts),

@@ -20,10 +20,12 @@ from serverbench.report.content import (
     Chart,
     Code,
     Heading,
+    LoadChart,
     Paragraph,
     Table,
     build,
 )
+from serverbench.report.load_chart import render_load_chart
 from serverbench.report.numbers import format_us, median_range
 from serverbench.results.aggregate import Cell, throughput_order
 from serverbench.results.model import ResultsDocument
@@ -370,6 +372,8 @@ def render_block(block: Block) -> str:
             return f'<pre class="{esc(language)}"><code>{esc(text)}</code></pre>'
         case Chart():
             return render_chart(block)
+        case LoadChart():
+            return render_load_chart(block, PALETTE)
     raise TypeError(f"unknown block {block!r}")
 
 

@@ -4,12 +4,14 @@ broke) and each capacity a tick on its line."""
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Sequence
 
 from serverbench.plan.capacity import format_rps
-from serverbench.report.capacity import LoadChart, line_points
-from serverbench.report.html import PALETTE, esc
-from serverbench.summary import format_us
+from serverbench.report.blocks import LoadChart
+from serverbench.report.capacity import line_points
+from serverbench.report.numbers import format_us
 
 LEFT, TOP, PLOT_W, PLOT_H = 80, 30, 620, 300
 SLO_COLOUR = "#b00020"
@@ -27,7 +29,11 @@ def _rate_ticks(top_rps: float) -> list[float]:
     return [step * i for i in range(int(top_rps // step) + 1)]
 
 
-def render_load_chart(chart: LoadChart) -> str:
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def render_load_chart(chart: LoadChart, palette: Sequence[str]) -> str:
     values = [
         p.latency_us for c in chart.curves for p in c.points if p.latency_us and p.latency_us > 0
     ]
@@ -83,7 +89,7 @@ def render_load_chart(chart: LoadChart) -> str:
         )
     legend = []
     for index, curve in enumerate(chart.curves):
-        colour = PALETTE[index % len(PALETTE)]
+        colour = palette[index % len(palette)]
         line = " ".join(
             f"{x_of(rate):.2f},{_log_y(value, low, high):.2f}" for rate, value in line_points(curve)
         )

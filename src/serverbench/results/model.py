@@ -22,6 +22,7 @@ from serverbench.observe.environment import Environment
 from serverbench.observe.host_limits import CpuSplit
 from serverbench.observe.noise import NoiseWindow
 from serverbench.observe.sampler import Usage
+from serverbench.plan.capacity import CapacityPlan, CapacityRecord
 from serverbench.plan.profiles import Profile
 from serverbench.results.inference import PrecisionGoal
 
@@ -288,6 +289,15 @@ class PrecisionOutcome:
 
 
 @dataclass(slots=True, kw_only=True)
+class CapacitySection:
+    """A capacity run's (or a run with --capacity's) plan and one search per stack x app,
+    each rewritten as its steps are measured."""
+
+    plan: CapacityPlan
+    searches: list[CapacityRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
 class ResultsDocument:
     """The whole file. Mutable at its top: a run appends runs and events and moves its status."""
 
@@ -309,6 +319,7 @@ class ResultsDocument:
     events: list[Event] = field(default_factory=list)
     doctor: list[Finding] = field(default_factory=list)  # the host checks before the run
     precision: PrecisionOutcome | None = None
+    capacity: CapacitySection | None = None
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.plan.profiles if p.name == name), None)

@@ -20,6 +20,9 @@ Format history (SCHEMA_VERSION):
         `variant_of` and `keeps_alive`, apps their `workload`. Optional, absent in earlier
         version-3 files: a run's `primer` and `noise`, the document's `doctor` findings and
         `precision` outcome, the plan's `precision` goal.
+        Optional top-level `capacity` (a capacity run, or a run with --capacity): its plan and
+        one search per stack x app (peak_rps, settings, every step's observation and verdict,
+        the outcome once it ended).
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

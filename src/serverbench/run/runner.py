@@ -279,9 +279,35 @@ class Runner:
             **fields,  # type: ignore[arg-type]
         )
 
+    def _at_peak_share(self, job: Job) -> Job:
+        """A job at a share of the peak, at the rate that share is for its stack, app and
+        round: the good responses/s its closed-loop profile measured just before."""
+        profile = job.profile
+        if profile.rate_share is None:
+            return job
+        peak = next(
+            (
+                run
+                for run in self.document.runs
+                if (run.round, run.stack, run.app, run.profile)
+                == (job.round, job.stack, job.app.name, profile.peak_profile)
+            ),
+            None,
+        )
+        rate = peak.measurement.requests_per_sec if peak and peak.measurement else 0.0
+        if peak is None or peak.status != "ok" or rate <= 0:
+            raise LoadGeneratorError(
+                f"{profile.name} offers {profile.rate_share * 100:g}% of {job.stack}'s "
+                f"closed-loop peak under {profile.peak_profile}, and that measurement failed in "
+                f"round {job.round}; see its failure, or give an absolute --rate"
+            )
+        resolved = dataclasses.replace(profile, rate_per_s=round(profile.rate_share * rate, 1))
+        return dataclasses.replace(job, profile=resolved)
+
     def _run_job(self, job: Job, progress: RunProgress) -> RunRecord:
         started_at = now()
         try:
+            job = self._at_peak_share(job)
             if job.role == "external":
                 return self._run_external(job, started_at)
             return self._run_stack(job, started_at)

@@ -1,0 +1,368 @@
+"""Orchestration of a capacity run: per stack x app, the closed-loop peak with wrk first, then
+the capacity search (plan/capacity.py), each step an open-loop measurement on a fresh stack.
+
+A step starts the stack anew, verifies its answer, offers the step's rate for a warm-up
+(discarded) and the measured window with the open-loop engine while sampling the server's
+CPU, verifies it again after the load, and stops it. The step is judged and written to
+results.json at once; an interrupted run resumes from the recorded steps (the search replays
+them and continues). A stack that fails to start or dies in a step is that step's failure,
+judged like any other; the search goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from serverbench.apps.registry import App
+from serverbench.errors import (
+    LoadGeneratorError,
+    ServerbenchError,
+    StackUnavailable,
+)
+from serverbench.load.histogram import percentiles_from_hdr
+from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, run_open_loop
+from serverbench.observe.sampler import Monitor, Usage
+from serverbench.plan.capacity import (
+    CapacityPlan,
+    CapacityRecord,
+    Observation,
+    Probe,
+    Search,
+    Step,
+    format_rps,
+)
+from serverbench.plan.model import Job, RunPlan
+from serverbench.plan.profiles import Profile
+from serverbench.plan.slo import Slo
+from serverbench.results.aggregate import cells
+from serverbench.results.model import CapacitySection, ResultsDocument
+from serverbench.run.lifecycle import RunningStack, check_usable, running_stack, stack_context
+from serverbench.run.progress import RunProgress
+from serverbench.run.runner import Runner, harness_on
+from serverbench.stacks import get_stack
+
+# The server's CPU is sampled from this long after the client processes start (their start-up)
+# plus the warm-up: the figure covers the measured window, not the idle start.
+CLIENT_STARTUP_S = 0.3
+# In the default run the search must fit beside the wrk matrix in about five minutes: short
+# steps, one confirmation, a start at half the peak the run just measured.
+RUN_STEP_S = 1.5
+RUN_WARMUP_S = 0.5
+RUN_CONFIRMATIONS = 1
+RUN_START_SHARE = 0.5
+
+
+def short_capacity_plan(slo: Slo, max_error_rate: float) -> CapacityPlan:
+    """The search `serverbench run` adds after its wrk matrix."""
+    return CapacityPlan(
+        slo=slo,
+        max_error_rate=max_error_rate,
+        step_s=RUN_STEP_S,
+        warmup_s=RUN_WARMUP_S,
+        # a request 10 x the SLO late has broken it either way; waiting longer for it only
+        # lengthens every step above capacity
+        timeout_s=min(2.0, max(0.5, 10 * slo.limit_us / 1e6)),
+        confirmations=RUN_CONFIRMATIONS,
+        start_share=RUN_START_SHARE,
+    )
+
+
+def capacity_section(plan: CapacityPlan) -> CapacitySection:
+    """The results file's `capacity` section before any search: its plan, no searches."""
+    return CapacitySection(plan=plan)
+
+
+def closed_loop_peaks(document: ResultsDocument) -> dict[tuple[str, str], float | None]:
+    """Per stack x app, the best median good-response rate over the run's wrk profiles."""
+    peaks: dict[tuple[str, str], float | None] = {}
+    for cell in cells(document):
+        if cell.role != "stack":
+            continue
+        rate = cell.requests_per_sec.median if cell.requests_per_sec else None
+        best = peaks.get((cell.stack, cell.app))
+        peaks[(cell.stack, cell.app)] = max(filter(None, (rate, best)), default=None)
+    return peaks
+
+
+def closed_loop_peak(
+    runner: Runner, stack: str, app: App, profile: Profile, progress: RunProgress
+) -> float | None:
+    """The stack x app's closed-loop peak (good responses/s under wrk with `profile`), measured
+    once per results file and recorded as an ordinary run; None when it failed. Open-loop rates
+    given as a share of the peak (`--rate 50%`) resolve against it."""
+    job = Job(round=1, stack=stack, app=app, profile=profile, role="stack")
+    record = next((r for r in runner.document.runs if r.id == job.id), None)
+    if record is None:
+        progress.begin(f"{stack} · {app.name} · closed-loop peak ({profile.name})")
+        record = runner._run_job(job, progress)
+        runner.document.runs.append(record)
+        runner.save()
+        progress.finish(job.planned_s)
+    if record.status != "ok" or record.measurement is None:
+        return None
+    return record.measurement.requests_per_sec
+
+
+def observation_from(
+    result: OpenLoopResult, usage: Usage | None, server_cpus: int, slo: Slo
+) -> Observation:
+    """One open-loop result and the server's CPU over its window, as the search reads them."""
+    percentiles: dict[str, float] = {}
+    if result.latency_us is not None:
+        p = result.latency_us
+        percentiles = {"50": p.p50_us, "90": p.p90_us, "99": p.p99_us, "99.9": p.p99_9_us}
+        if slo.key not in percentiles:
+            percentiles.update(
+                percentiles_from_hdr(result.latency_histogram_hdr, (slo.percentile,))
+            )
+    # every request due in the window ends as one good response or one failure
+    failed = max(0, result.scheduled - result.good_responses)
+    generator = [p.cpu_percent / 100 for p in result.processes]
+    total = busiest = None
+    if usage is not None and usage.window_s > 0:
+        total = sum(c.cpu_seconds for c in usage.components) / (usage.window_s * server_cpus)
+        singles = [c.cpu_percent_mean / 100 for c in usage.components if c.processes_max == 1]
+        busiest = max(singles) if singles else None
+    return Observation(
+        offered_rps=result.offered_rate_per_s,
+        sent_rps=result.achieved_rate_per_s,
+        achieved_rps=result.good_rate_per_s,
+        latency_percentiles_us=percentiles,
+        error_rate=failed / result.scheduled if result.scheduled else 1.0,
+        server_cpu_utilisation=total,
+        server_busiest_process_cpu=busiest,
+        generator_cpu_utilisation=sum(generator) / len(generator) if generator else None,
+        generator_lag_p99_us=result.send_lag_us.p99_us if result.send_lag_us else None,
+        generator_behind=result.generator_behind_reason,
+    )
+
+
+def failed_observation(rate_rps: float, failure: str) -> Observation:
+    return Observation(
+        offered_rps=rate_rps,
+        sent_rps=None,
+        achieved_rps=0.0,
+        latency_percentiles_us={},
+        error_rate=1.0,
+        failure=failure,
+    )
+
+
+OpenLoop = Callable[..., OpenLoopResult]
+
+
+class CapacityRunner:
+    """Runs the searches of a plan into a results document, saving after every step."""
+
+    def __init__(
+        self,
+        run_plan: RunPlan,
+        plan: CapacityPlan,
+        document: ResultsDocument,
+        *,
+        runner: Runner | None = None,
+        open_loop: OpenLoop = run_open_loop,
+    ) -> None:
+        self.run_plan = run_plan
+        self.plan = plan
+        self.document = document
+        self.runner = runner or Runner(run_plan, document)
+        self.open_loop = open_loop  # the engine: real, or a fake one in fast tests
+        if document.capacity is None:
+            document.capacity = capacity_section(plan)
+        self.section: CapacitySection = document.capacity
+
+    def cells(self) -> list[tuple[str, App]]:
+        excluded = {(pair.stack, pair.app) for pair in self.document.not_applicable}
+        return [
+            (stack, app)
+            for stack in self.run_plan.stack_names
+            for app in self.run_plan.apps
+            if (stack, app.name) not in excluded
+        ]
+
+    def run(self, peaks: dict[tuple[str, str], float | None] | None = None) -> ResultsDocument:
+        """Search every stack x app; `peaks` given (the run measured them) skips wrk's."""
+        cells = self.cells()
+        planned = len(cells) * (10 * self.plan.step_planned_s)
+        with harness_on(self.run_plan.split.client_cpus):
+            try:
+                with RunProgress(planned, len(cells) * 10) as progress:
+                    for stack, app in cells:
+                        peak = (
+                            peaks.get((stack, app.name))
+                            if peaks is not None
+                            else self._peak(stack, app, progress)
+                        )
+                        self._search(stack, app, peak, progress)
+            except BaseException:
+                self.document.status = "interrupted"
+                self.runner.save()
+                raise
+        self.document.status = "complete"
+        self.runner.save()
+        return self.document
+
+    def _peak(self, stack: str, app: App, progress: RunProgress) -> float | None:
+        profile = self.run_plan.profiles[0]
+        return closed_loop_peak(self.runner, stack, app, profile, progress)
+
+    def _search(self, stack: str, app: App, peak: float | None, progress: RunProgress) -> None:
+        searches = self.section.searches
+        index = next(
+            (i for i, r in enumerate(searches) if r.key == (stack, app.name)),
+            None,
+        )
+        if index is None:
+            searches.append(
+                CapacityRecord(
+                    stack=stack,
+                    app=app.name,
+                    peak_rps=peak,
+                    settings=self.plan.search_settings(peak),
+                    steps=(),
+                    outcome=None,
+                )
+            )
+            index = len(searches) - 1
+        record = searches[index]
+        if record.outcome is not None:
+            return
+        search = Search(record.settings, steps=list(record.steps))
+
+        def measure(probe: Probe) -> Observation:
+            number = len(search.steps) + 1
+            progress.begin(
+                f"{stack} · {app.name} · capacity step {number} ({probe.phase}, "
+                f"{format_rps(probe.rate_rps)} req/s)"
+            )
+            return self._step(stack, app, probe, number)
+
+        def save(step: Step) -> None:
+            searches[index] = dataclasses.replace(record, steps=tuple(search.steps))
+            self.runner.save()
+            progress.note(f"  step {step.index}: {step.judgement.text}")
+            progress.finish(self.plan.step_planned_s)
+
+        outcome = search.run(measure, on_step=save)
+        searches[index] = dataclasses.replace(record, steps=tuple(search.steps), outcome=outcome)
+        self.runner.save()
+
+    def _step_dir(self, stack: str, app: App, number: int) -> Path:
+        folder: Path = self.run_plan.out_dir / "logs" / f"capacity-{stack}-{app.name}-{number}"
+        return folder
+
+    def _step(self, stack_name: str, app: App, probe: Probe, number: int) -> Observation:
+        stack = get_stack(stack_name)
+        split = self.run_plan.split
+        host = self.runner.host
+        ctx = stack_context(
+            app,
+            run_dir=self._step_dir(stack_name, app, number),
+            server_cpu_count=len(split.server_cpus),
+            overrides=self.run_plan.overrides.get(stack_name, {}),
+            host=host,
+        )
+        try:
+            check_usable(stack, ctx)
+            with running_stack(stack, ctx, cpus=split.server_taskset(), host=host) as running:
+                return self._load(running, app, probe)
+        except StackUnavailable:
+            raise
+        except LoadGeneratorError as error:
+            # the client processes overran or failed: the generator, not the stack
+            return Observation(
+                offered_rps=probe.rate_rps,
+                sent_rps=None,
+                achieved_rps=0.0,
+                latency_percentiles_us={},
+                error_rate=1.0,
+                generator_failure=str(error).splitlines()[0],
+            )
+        except ServerbenchError as error:
+            return failed_observation(probe.rate_rps, str(error).splitlines()[0])
+
+    def _load(self, running: RunningStack, app: App, probe: Probe) -> Observation:
+        settings = OpenLoopSettings(
+            rate_per_s=probe.rate_rps,
+            duration_s=self.plan.step_s,
+            warmup_s=self.plan.warmup_s,
+            timeout_s=self.plan.timeout_s,
+        )
+        monitor = self.runner.host.sampler(running.component_pids())
+        server_cpus = self.run_plan.split.server_cpus
+        busy = CpuBusy(server_cpus)
+
+        def window() -> None:
+            busy.start()
+            monitor.start()
+
+        timer = threading.Timer(CLIENT_STARTUP_S + self.plan.warmup_s, window)
+        timer.daemon = True
+
+        def started(pids: Sequence[int]) -> None:
+            timer.start()
+
+        try:
+            result = self.open_loop(
+                settings,
+                running.url + app.load_path,
+                client_cpus=self.run_plan.split.client_cpus,
+                on_start=started,
+            )
+        finally:
+            timer.cancel()
+            if timer.ident is not None:
+                timer.join()  # a sampler it is starting right now is stopped below
+            usage = _stop(monitor)
+        died = running.exited()
+        if died is not None:
+            return failed_observation(probe.rate_rps, f"died during the step: {died}")
+        mismatch, _ = self.runner._post_verify(running, app)
+        seen = observation_from(result, usage, len(server_cpus), self.plan.slo)
+        seen = dataclasses.replace(seen, server_cpus_busy=busy.stop())
+        if mismatch is not None:
+            return dataclasses.replace(seen, failure=f"answered wrongly after the load: {mismatch}")
+        return seen
+
+
+class CpuBusy:
+    """How busy some CPUs were, by any process, between start() and stop() (/proc/stat)."""
+
+    def __init__(self, cpus: Sequence[int]) -> None:
+        self.cpus = cpus
+        self.before: list[Any] | None = None
+
+    def start(self) -> None:
+        self.before = psutil.cpu_times(percpu=True)
+
+    def stop(self) -> float | None:
+        if self.before is None:
+            return None
+        after = psutil.cpu_times(percpu=True)
+        total = idle = 0.0
+        for cpu in self.cpus:
+            if cpu >= len(after) or cpu >= len(self.before):
+                continue
+            spent = sum(after[cpu]) - sum(self.before[cpu])
+            total += spent
+            # interrupts (the loopback traffic's softirq among them) are the load's own cost,
+            # not another process's: only time in processes counts as busy
+            idle += sum(
+                getattr(after[cpu], name, 0.0) - getattr(self.before[cpu], name, 0.0)
+                for name in ("idle", "iowait", "irq", "softirq")
+            )
+        return (total - idle) / total if total > 0 else None
+
+
+def _stop(monitor: Monitor) -> Usage | None:
+    try:
+        return monitor.stop()
+    except RuntimeError:
+        return None  # the step ended before the warm-up did: no window to sample

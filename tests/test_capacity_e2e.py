@@ -1,0 +1,180 @@
+"""`serverbench capacity` end to end with a real stack, short steps: the search recorded step
+by step, the report led by the capacity section, Ctrl-C and --resume, nothing left running."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SERVERBENCH, processes_mentioning
+
+pytestmark = pytest.mark.integration
+
+SHORT = [
+    "--stack", "bjoern", "--slo", "p99=50ms", "--peak-profile", "smoke",
+    "--step-duration", "1", "--warmup", "0.5", "--confirmations", "1", "--precision", "25%",
+]  # fmt: skip
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):
+    out = tmp_path / "results"
+    done = run_cli("capacity", *SHORT, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["status"] == "complete"
+    peak = document["runs"][0]
+    assert (peak["stack"], peak["profile"], peak["status"]) == ("bjoern", "smoke", "ok")
+    (search,) = document["capacity"]["searches"]
+    assert search["peak_rps"] == pytest.approx(peak["measurement"]["requests_per_sec"])
+    steps = search["steps"]
+    assert len(steps) >= 3
+    assert [s["index"] for s in steps] == list(range(1, len(steps) + 1))
+    assert steps[0]["rate_rps"] == pytest.approx(0.25 * search["peak_rps"], abs=0.1)
+    for step in steps:
+        seen = step["observation"]
+        assert seen["failure"] is None, seen
+        assert seen["server_cpu_utilisation"] is not None
+        assert (out / "logs" / f"capacity-bjoern-seed-flask-{step['index']}").is_dir()
+    outcome = search["outcome"]
+    assert outcome["steps"] == len(steps)
+    assert outcome["limit"] in ("server_cpu", "latency", "errors", "generator", "contention")
+    assert "capacity at p99 <= 50 ms" in done.stdout
+    report = (out / "report.md").read_text()
+    assert report.index("## Capacity at SLO") < report.index("## Introduction")
+    assert "closed-loop" in report
+    assert "Open loop" in report
+    html = (out / "report.html").read_text()
+    assert 'data-chart="latency-vs-load"' in html
+    assert not processes_mentioning(str(out))
+
+
+def _wait_for_steps(path: Path, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            searches = json.loads(path.read_text()).get("capacity", {}).get("searches", [])
+            if searches and len(searches[0]["steps"]) >= count:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never had {count} capacity steps")
+
+
+def test_an_interrupted_capacity_run_resumes_without_repeating_a_step(tmp_path: Path):
+    out = tmp_path / "results"
+    child = subprocess.Popen(
+        [*SERVERBENCH, "capacity", *SHORT, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_steps(out / "results.json", 2, timeout_s=90)
+        time.sleep(0.8)  # land in the middle of the next step
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 130, stderr
+    interrupted = json.loads((out / "results.json").read_text())
+    assert interrupted["status"] == "interrupted"
+    kept = interrupted["capacity"]["searches"][0]["steps"]
+    assert len(kept) >= 2
+    assert interrupted["capacity"]["searches"][0]["outcome"] is None
+    assert not processes_mentioning(str(out))
+
+    done = run_cli("capacity", "--resume", str(out))
+    assert done.returncode == 0, done.stderr
+    final = json.loads((out / "results.json").read_text())
+    assert final["status"] == "complete"
+    assert len(final["runs"]) == 1  # the peak was not measured again
+    steps = final["capacity"]["searches"][0]["steps"]
+    assert steps[: len(kept)] == kept
+    assert [s["index"] for s in steps] == list(range(1, len(steps) + 1))
+    assert final["capacity"]["searches"][0]["outcome"] is not None
+    assert not processes_mentioning(str(out))
+
+
+def test_a_bad_slo_is_refused_before_anything_starts(tmp_path: Path):
+    done = run_cli("capacity", "--stack", "bjoern", "--slo", "p99", "--out", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --slo 'p99': not a latency objective")
+    assert not (tmp_path / "x").exists()
+
+
+def test_resuming_a_plain_run_as_capacity_is_refused(tmp_path: Path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.json").write_text(
+        json.dumps({"schema_version": 1, "status": "interrupted", "plan": {}})
+    )
+    done = run_cli("capacity", "--resume", str(out))
+    assert done.returncode != 0
+    assert done.stderr.startswith("error: ")
+
+
+def test_a_run_with_capacity_searches_after_the_matrix_from_its_peak(tmp_path: Path):
+    out = tmp_path / "results"
+    done = run_cli(
+        "run", "--profile", "smoke", "--repeats", "1", "--stack", "bjoern", "--no-references",
+        "--capacity", "--slo", "p99=50ms", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["status"] == "complete"
+    (search,) = document["capacity"]["searches"]
+    peak = document["runs"][0]["measurement"]["requests_per_sec"]
+    assert search["peak_rps"] == pytest.approx(peak)
+    assert search["steps"][0]["rate_rps"] == pytest.approx(0.5 * peak, abs=0.1)
+    assert search["settings"]["confirmations"] == 1
+    assert search["outcome"] is not None
+    assert "capacity at p99 <= 50 ms" in done.stdout
+    assert "## Capacity at SLO" in (out / "report.md").read_text()
+    assert not processes_mentioning(str(out))
+
+
+def test_a_run_with_a_profile_does_not_search_capacity_unless_asked(tmp_path: Path):
+    out = tmp_path / "results"
+    done = run_cli(
+        "run", "--profile", "smoke", "--repeats", "1", "--stack", "bjoern", "--no-references",
+        "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "results.json").read_text())["capacity"] is None
+
+
+def test_open_loop_rates_as_shares_of_each_stacks_peak_measured_first(tmp_path: Path):
+    out = tmp_path / "results"
+    done = run_cli(
+        "run", "--engine", "open", "--rate", "50%", "--profile", "smoke", "--repeats", "1",
+        "--stack", "bjoern", "--no-references", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["profile"], r["status"]) for r in runs] == [("smoke", "ok"), ("smoke@50%", "ok")]
+    peak = runs[0]["measurement"]
+    assert peak["loop"] == "closed"
+    half = runs[1]["measurement"]
+    assert half["loop"] == "open"
+    assert half["offered_rate_per_s"] == pytest.approx(0.5 * peak["requests_per_sec"], abs=0.1)
+    assert not processes_mentioning(str(out))
+
+
+def test_a_bad_rate_is_refused_with_both_forms_named(tmp_path: Path):
+    done = run_cli("run", "--engine", "open", "--rate", "lots", "--out", str(tmp_path / "x"))
+    assert done.returncode == 2
+    assert "2.5k" in done.stderr
+    assert "50%" in done.stderr
