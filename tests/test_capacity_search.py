@@ -475,3 +475,26 @@ def test_a_late_generator_is_blamed_only_when_its_lag_explains_the_excess():
     assert far_over.reasons == ("latency",)
     just_over = judge(settings(), Observation(**seen, latency_percentiles_us={"99": 53_000.0}))
     assert just_over.reasons == ("generator", "latency")
+
+
+def test_a_step_the_generator_spoiled_once_is_measured_again():
+    class StallsOnce(ModelServer):
+        def __call__(self, probe: Probe) -> Observation:
+            seen = super().__call__(probe)
+            if len(self.probes) == 1:  # the generator stalled 1.4 s in the first step
+                return dataclasses.replace(
+                    seen,
+                    latency_percentiles_us={"99": 1_400_000.0},
+                    generator_lag_p99_us=1_392_000.0,
+                )
+            return seen
+
+    import dataclasses
+
+    outcome, steps = search(StallsOnce(mu=2000.0))
+    clean, _ = search(ModelServer(mu=2000.0))
+    assert [s.rate_rps for s in steps][:2] == [250.0, 250.0]
+    assert steps[0].judgement.reasons == ("generator", "latency")
+    assert steps[1].judgement.passed
+    assert outcome.capacity_rps == clean.capacity_rps
+    assert outcome.limit == "server_cpu"

@@ -54,6 +54,7 @@ GENERATOR_SEND_SHARE = 0.95
 # Good responses below this share of the requests sent: the server fell behind the offered rate
 # (requests still queued when the step ended).
 ANSWERED_SHARE = 0.90
+GENERATOR_RETRIES = 2  # a step the generator spoiled is measured again this many times
 RATE_MATCH = 1e-6  # relative tolerance when replaying recorded rates
 
 LIMIT_NAMES: dict[Limit, str] = {
@@ -284,6 +285,17 @@ def _rounded(rate: float) -> float:
     return round(rate, 1)
 
 
+def _measured(probe: Probe) -> Generator[Probe, Judgement, Judgement]:
+    """One step's judgement. A step the load generator spoiled says nothing about the server
+    (a stall of the generator alone can push a tail past any SLO), so it is measured again, up
+    to GENERATOR_RETRIES more times; only a generator that fails every time is the limit."""
+    for _ in range(GENERATOR_RETRIES):
+        verdict = yield probe
+        if "generator" not in verdict.reasons:
+            return verdict
+    return (yield probe)
+
+
 def _search(
     settings: SearchSettings,
 ) -> Generator[Probe, Judgement, tuple[float | None, float | None, int]]:
@@ -294,7 +306,7 @@ def _search(
     low: float | None = None
     high: float | None = None
     while True:
-        verdict = yield Probe(rate_rps=rate, phase="coarse")
+        verdict = yield from _measured(Probe(rate_rps=rate, phase="coarse"))
         if not verdict.passed:
             high = rate
             break
@@ -306,7 +318,7 @@ def _search(
         rate = _rounded(rate / settings.growth)
         if rate < settings.min_rps:
             return None, high, 0
-        verdict = yield Probe(rate_rps=rate, phase="down")
+        verdict = yield from _measured(Probe(rate_rps=rate, phase="down"))
         if verdict.passed:
             low = rate
         else:
@@ -315,7 +327,7 @@ def _search(
         middle = _rounded((low + high) / 2)
         if middle in (low, high):
             break
-        verdict = yield Probe(rate_rps=middle, phase="bisect")
+        verdict = yield from _measured(Probe(rate_rps=middle, phase="bisect"))
         if verdict.passed:
             low = middle
         else:
@@ -325,7 +337,7 @@ def _search(
     while True:
         held = True
         for _ in range(needed):
-            verdict = yield Probe(rate_rps=low, phase="confirm")
+            verdict = yield from _measured(Probe(rate_rps=low, phase="confirm"))
             if not verdict.passed:
                 held = False
                 break
@@ -381,8 +393,10 @@ def _outcome(
             f"{format_rps(settings.max_rps)} req/s; the capacity is at least that",
             steps=len(steps),
         )
-    # what broke at the edge: the lowest failing rate, its latest measurement
-    edge_rate = min(s.rate_rps for s, _ in failed)
+    # what broke at the edge: the search's lowest failing rate (a rate that failed once and
+    # then held, as after a generator stall, is not the edge), its latest measurement
+    at_edge = [s.rate_rps for s, _ in failed if s.rate_rps == failing]
+    edge_rate = at_edge[0] if at_edge else min(s.rate_rps for s, _ in failed)
     edge, verdict = [(s, j) for s, j in failed if s.rate_rps == edge_rate][-1]
     limit = _limit(edge.observation, verdict)
     text = verdict.text
