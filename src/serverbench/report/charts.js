@@ -82,6 +82,18 @@
       ticks: {},
     };
     if (isValueAxis && !axis.log) options.beginAtZero = true;
+    if (isValueAxis) {
+      // the scale must hold the whiskers of the visible series, not only their medians
+      options.afterDataLimits = function (scale) {
+        var chart = scale.chart;
+        chart.data.datasets.forEach(function (dataset, i) {
+          if (!dataset.serverbenchRanges || !chart.isDatasetVisible(i)) return;
+          dataset.serverbenchRanges.forEach(function (range) {
+            if (range && range[1] > scale.max) scale.max = range[1];
+          });
+        });
+      };
+    }
     if (axis.ticks.length) {
       var labels = {};
       axis.ticks.forEach(function (t) { labels[t[0]] = t[1]; });

@@ -151,7 +151,7 @@ def throughput_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
         type="bar",
         title=title,
         categories=tuple(f"profile {p}" for p in profiles),
-        x=Axis(title="profile"),
+        x=Axis(title=""),
         y=Axis(title="good responses per second", unit="req/s"),
         series=tuple(series),
         note="bar = median, whisker = min-max over the repeats; click a legend entry to hide "
