@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from serverbench.compare import compare
+from serverbench.report.compare import compare
 from serverbench.report.compare_formats import comparison_json, comparison_markdown
-from serverbench.results import load
+from serverbench.results.store import load
 
 DATA = Path(__file__).parent / "data" / "results"
 SLOW = ("bjoern", "seed-flask", "tiny-high")

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from serverbench.aggregate import cells
 from serverbench.commands import export as export_command
 from serverbench.report.export import CELL_COLUMNS, RUN_COLUMNS, export
+from serverbench.results.aggregate import cells
 
 DATA = Path(__file__).parent / "data" / "results"
 UNITLESS = {"results_created_at", "stack", "app", "profile", "role", "status", "note"}

@@ -50,7 +50,7 @@ def test_shims_import_in_another_interpreter_without_serverbench_dependencies(
         [
             str(bare_venv),
             "-c",
-            "import serverbench.shims.loader as l, serverbench.app_probe; "
+            "import serverbench.shims.loader as l, serverbench.apps.importer; "
             "print(l.load_object('json:dumps')([1]))",
         ],
         env={"PYTHONPATH": path, "PATH": os.environ["PATH"]},

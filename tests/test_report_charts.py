@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from serverbench.aggregate import cells
 from serverbench.report.charts import (
     Axis,
     ChartSpec,
@@ -18,6 +17,7 @@ from serverbench.report.charts import (
     page_scripts,
     throughput_chart,
 )
+from serverbench.results.aggregate import cells
 
 DATA = Path(__file__).parent / "data" / "results"
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from serverbench.report.export import FORMATS, LEVELS, export
-from serverbench.results import load
+from serverbench.results.store import load
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

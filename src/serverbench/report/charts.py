@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from serverbench.aggregate import Cell, throughput_order
+from serverbench.results.aggregate import Cell, throughput_order
 
 PALETTE: tuple[str, ...] = (
     "#1f77b4",

@@ -12,9 +12,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from serverbench.aggregate import Cell
-from serverbench.compare import Comparison, Delta
-from serverbench.summary import format_rate, format_us
+from serverbench.report.compare import Comparison, Delta
+from serverbench.report.console import format_rate, format_us
+from serverbench.results.aggregate import Cell
 
 
 def _name(cell: Cell) -> str:

@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from serverbench.aggregate import REPORTED_PERCENTILES, Cell, cells
 from serverbench.errors import UsageError
-from serverbench.results import Document
+from serverbench.results.aggregate import REPORTED_PERCENTILES, Cell, cells
+from serverbench.results.store import Document
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("csv", "jsonl")
