@@ -21,10 +21,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serverbench.errors import UsageError
 from serverbench.plan.server_env import check_key, masked
+
+if TYPE_CHECKING:
+    from serverbench.results.model import ConfigRecord
 
 PYPROJECT = "pyproject.toml"
 OWN_FILE = "serverbench.toml"
@@ -47,7 +50,7 @@ class AppEntry:
 class Slo:
     """The service level a stack must hold: latency percentiles (ms) and an error-rate ceiling."""
 
-    latency_ms: Mapping[str, float] = field(default_factory=dict)  # "99" -> 100.0
+    latency_ms: dict[str, float] = field(default_factory=dict)  # "99" -> 100.0
     error_rate_pct: float | None = None
 
 
@@ -81,38 +84,27 @@ class ProjectConfig:
             expect_regex=entry.expect_regex if entry.expect_regex is not None else d.expect_regex,
         )
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> ConfigRecord | None:
         """What results.json records: the file and what it set, environment values masked."""
-        return {
-            "source": str(self.source) if self.source else None,
-            "apps": [_entry_record(self.app_entry(a)) for a in self.apps],
-            "app_dir": self.app_dir,
-            "stacks": list(self.stacks),
-            "profiles": list(self.profiles),
-            "profile_tables": {k: dict(v) for k, v in self.profile_tables.items()},
-            "repeats": self.repeats,
-            "settings": list(self.settings),
-            "python": self.python,
-            "env": masked(self.env),
-            "slo": None
-            if self.slo is None
-            else {
-                "latency_ms": dict(self.slo.latency_ms),
-                "error_rate_pct": self.slo.error_rate_pct,
-            },
-            "out": self.out,
-        }
+        # imported here: the results model records these very classes
+        from serverbench.results.model import ConfigRecord
 
-
-def _entry_record(entry: AppEntry) -> dict[str, Any]:
-    return {
-        "app": entry.spec,
-        "path": entry.path,
-        "interface": entry.interface,
-        "expect_status": entry.expect_status,
-        "expect_json": entry.expect_json,
-        "expect_regex": entry.expect_regex,
-    }
+        if self.source is None:
+            return None
+        return ConfigRecord(
+            source=str(self.source),
+            apps=tuple(self.app_entry(a) for a in self.apps),
+            app_dir=self.app_dir,
+            stacks=self.stacks,
+            profiles=self.profiles,
+            profile_tables={k: dict(v) for k, v in self.profile_tables.items()},
+            repeats=self.repeats,
+            settings=self.settings,
+            python=self.python,
+            env=masked(self.env),
+            slo=self.slo,
+            out=self.out,
+        )
 
 
 def find_config(start: Path) -> Path | None:

@@ -86,3 +86,18 @@ def _mask_url_password(value: str) -> str:
 
 def masked(env: Mapping[str, str]) -> dict[str, str]:
     return {key: mask_value(key, value) for key, value in env.items()}
+
+
+def unmasked(recorded: Mapping[str, str]) -> dict[str, str]:
+    """A recorded environment made whole again to resume a run: masked values from this shell."""
+    env = {}
+    for key, value in recorded.items():
+        if value == MASK or (MASK in value and "://" in value):
+            if key not in os.environ:
+                raise UsageError(
+                    f"the run's environment had {key}, whose value is not recorded (a secret); "
+                    f"export {key} and resume again"
+                )
+            value = os.environ[key]
+        env[key] = value
+    return env

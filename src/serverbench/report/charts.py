@@ -35,12 +35,12 @@ PALETTE: tuple[str, ...] = (
 )
 PALETTE += ("#bcbd22", "#7f7f7f", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39")
 REFERENCE_COLOUR = "#8a8a8a"
-ERROR_KINDS: tuple[tuple[str, str], ...] = (
-    ("connect", "#9467bd"),
-    ("read", "#d62728"),
-    ("write", "#ff7f0e"),
-    ("timeout", "#8c564b"),
-    ("non-2xx/3xx", "#e377c2"),
+ERROR_KINDS: tuple[tuple[str, str, str], ...] = (  # ErrorCounts field, label, colour
+    ("connect", "connect", "#9467bd"),
+    ("read", "read", "#d62728"),
+    ("write", "write", "#ff7f0e"),
+    ("timeout", "timeout", "#8c564b"),
+    ("status", "status >= 400", "#e377c2"),
 )
 CURVE_PERCENTILES = ("50", "75", "90", "99", "99.9", "99.99")
 
@@ -211,13 +211,13 @@ def errors_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
     """Stacked horizontal bars: one row per stack x app x profile, one series per error kind."""
     rows = [c for c in items if c.ok_runs]
     series = []
-    for kind, colour in ERROR_KINDS:
+    for kind, label, colour in ERROR_KINDS:
         values: list[float | None] = []
         for cell in rows:
-            counts = dict(cell.socket_errors, **{"non-2xx/3xx": cell.non_2xx_3xx})
-            attempts = cell.good_responses + cell.errors
-            values.append(counts.get(kind, 0) / attempts * 100 if attempts else 0.0)
-        series.append(Series(label=kind, key=kind, colour=colour, values=tuple(values)))
+            attempts = cell.good_responses + cell.error_count
+            count = cell.errors.by_kind()[kind]
+            values.append(count / attempts * 100 if attempts else 0.0)
+        series.append(Series(label=label, key=kind, colour=colour, values=tuple(values)))
     return ChartSpec(
         kind="errors",
         type="bar",

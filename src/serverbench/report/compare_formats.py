@@ -12,8 +12,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from serverbench.report.compare import Comparison, Delta
-from serverbench.report.console import format_rate, format_us
+from serverbench.report.compare import (
+    Comparison,
+    Delta,
+    change_with_interval,
+    not_paired_note,
+)
+from serverbench.report.numbers import format_us, rate_text
 from serverbench.results.aggregate import Cell
 
 
@@ -26,11 +31,9 @@ def _change(value: float | None) -> str:
 
 
 def _rate(cell: Cell) -> str:
-    s = cell.requests_per_sec
-    if s is None:
+    if cell.requests_per_sec is None:
         return f"**{cell.status.upper()}**"
-    spread = f" [{format_rate(s.minimum)}–{format_rate(s.maximum)}]" if s.count > 1 else ""
-    return f"{format_rate(s.median)}{spread}"
+    return rate_text(cell, always=True)
 
 
 def _md(text: str) -> str:
@@ -62,17 +65,16 @@ def comparison_markdown(
     ]
     if comparison.deltas:
         lines += [
-            "| stack/app/profile | A req/s | B req/s | change | beyond spread | p99 A → B | p99 change | errors A → B |",
+            "| stack/app/profile | A req/s | B req/s | change (interval) | verdict | p99 A → B | p99 change | errors A → B |",
             "|---|--:|--:|--:|:-:|--:|--:|--:|",
         ]
         for d in comparison.deltas:
             mark = " ❌" if d in slower else ""
             p99a = d.a.latency_percentiles_us.get("99")
             p99b = d.b.latency_percentiles_us.get("99")
-            beyond = {True: "yes", False: "no", None: "? (1 repeat)"}[d.beyond_spread]
             lines.append(
                 f"| `{_md(_name(d.a))}` | {_rate(d.a)} | {_rate(d.b)} | "
-                f"{_change(d.rps_change_pct)}{mark} | {beyond} | "
+                f"{_md(change_with_interval(d))}{mark} | {d.verdict} | "
                 f"{format_us(p99a)} → {format_us(p99b)} | {_change(d.latency_change_pct('99'))} | "
                 f"{_error_rate(d.a)} → {_error_rate(d.b)} |"
             )
@@ -84,10 +86,13 @@ def comparison_markdown(
         lines += ["", "Only in B: " + ", ".join(f"`{_md(_name(c))}`" for c in comparison.only_in_b)]
     for text in comparison.profile_differences:
         lines += ["", f"> **warning:** {_md(text)}; the numbers are not like for like."]
+    note = not_paired_note(comparison)
     lines += [
         "",
-        "<sub>req/s = good responses per second, median [min–max] over the repeats; "
-        "beyond spread = the two min–max ranges do not overlap.</sub>",
+        "<sub>req/s = good responses per second, median ± its confidence interval over the "
+        "repeats; a change fails the gate only when its whole interval lies beyond the limit."
+        + (f" {_md(note)}" if note else "")
+        + "</sub>",
     ]
     return "\n".join(lines) + "\n"
 
@@ -131,7 +136,10 @@ def comparison_record(
                 "a": _cell_figures(d.a),
                 "b": _cell_figures(d.b),
                 "requests_per_sec_change_pct": d.rps_change_pct,
-                "beyond_spread": d.beyond_spread,
+                "requests_per_sec_change_low_pct": d.change.low_pct if d.change else None,
+                "requests_per_sec_change_high_pct": d.change.high_pct if d.change else None,
+                "significant": d.significant,
+                "verdict": d.verdict,
                 "latency_p50_change_pct": d.latency_change_pct("50"),
                 "latency_p99_change_pct": d.latency_change_pct("99"),
             }

@@ -12,17 +12,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from serverbench.errors import UsageError
+from serverbench.observe.sampler import Usage
+from serverbench.plan.profiles import Profile
 from serverbench.results.aggregate import REPORTED_PERCENTILES, Cell, cells
-from serverbench.results.store import Document
+from serverbench.results.model import ErrorCounts, ResultsDocument, RunRecord
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("csv", "jsonl")
 LEVELS = ("cell", "run")
-ERROR_KINDS = ("connect", "read", "write", "timeout")
+ERROR_KINDS = tuple(ErrorCounts().by_kind())  # connect, read, write, timeout, status (>= 400)
 
 
 def _percentile_name(p: float) -> str:
@@ -50,7 +51,6 @@ CELL_COLUMNS: tuple[str, ...] = (
     "error_rate_pct",
     "good_responses",
     *(f"errors_{kind}" for kind in ERROR_KINDS),
-    "errors_non_2xx_3xx",
     "note",
 )
 RUN_COLUMNS: tuple[str, ...] = (
@@ -71,7 +71,6 @@ RUN_COLUMNS: tuple[str, ...] = (
     "latency_max_ms",
     "good_responses",
     *(f"errors_{kind}" for kind in ERROR_KINDS),
-    "errors_non_2xx_3xx",
     "server_cpu_s",
     "server_rss_peak_bytes",
     "client_cpu_s",
@@ -83,15 +82,15 @@ def _ms(value_us: float | None) -> float | None:
     return None if value_us is None else value_us / 1000
 
 
-def _profiles(document: Document) -> dict[str, Mapping[str, Any]]:
-    return {p["name"]: p for p in document.get("plan", {}).get("profiles", [])}
+def _profiles(document: ResultsDocument) -> dict[str, Profile]:
+    return {p.name: p for p in document.plan.profiles}
 
 
-def _profile_fields(profile: Mapping[str, Any] | None) -> Row:
-    return {name: (profile or {}).get(name) for name in _PROFILE_COLUMNS}
+def _profile_fields(profile: Profile | None) -> Row:
+    return {name: getattr(profile, name, None) for name in _PROFILE_COLUMNS}
 
 
-def cell_row(cell: Cell, document: Document) -> Row:
+def cell_row(cell: Cell, document: ResultsDocument) -> Row:
     rps, raw = cell.requests_per_sec, cell.raw_requests_per_sec
     if cell.status == "skipped":
         note = f"skipped: {cell.skipped_reason}"
@@ -100,8 +99,9 @@ def cell_row(cell: Cell, document: Document) -> Row:
     else:
         note = ""
     measured = bool(cell.ok_runs)
-    row: Row = {
-        "results_created_at": document.get("created_at"),
+    errors = cell.errors.by_kind()
+    return {
+        "results_created_at": document.created_at,
         "stack": cell.stack,
         "app": cell.app,
         "profile": cell.profile,
@@ -120,63 +120,54 @@ def cell_row(cell: Cell, document: Document) -> Row:
         },
         "error_rate_pct": cell.error_rate * 100 if measured else None,
         "good_responses": cell.good_responses if measured else None,
-        **{
-            f"errors_{kind}": cell.socket_errors.get(kind, 0) if measured else None
-            for kind in ERROR_KINDS
-        },
-        "errors_non_2xx_3xx": cell.non_2xx_3xx if measured else None,
+        **{f"errors_{kind}": errors[kind] if measured else None for kind in ERROR_KINDS},
         "note": note,
     }
-    return row
 
 
-def _usage(run: Mapping[str, Any], side: str, key: str) -> float | None:
-    components = ((run.get("usage") or {}).get(side) or {}).get("components") or []
-    values = [c[key] for c in components if c.get(key) is not None]
+def _usage_sum(usage: Usage | None, key: str) -> float | None:
+    values = [getattr(c, key) for c in usage.components] if usage else []
     return sum(values) if values else None
 
 
-def run_row(run: Mapping[str, Any], document: Document) -> Row:
-    wrk = run.get("wrk") or {}
-    derived = run.get("derived") or {}
-    ok = run.get("status") == "ok"
-    percentiles = wrk.get("latency_percentiles_us") or {}
-    latency = wrk.get("latency_us") or {}
-    errors = wrk.get("socket_errors") or {}
+def run_row(run: RunRecord, document: ResultsDocument) -> Row:
+    m = run.measurement if run.status == "ok" else None
+    errors = m.errors.by_kind() if m else {}
     return {
-        "results_created_at": document.get("created_at"),
-        "round": run.get("round"),
-        "stack": run.get("stack"),
-        "app": run.get("app"),
-        "profile": run.get("profile"),
-        "role": run.get("role", "stack"),
-        "status": run.get("status"),
-        "failure_kind": (run.get("failure") or {}).get("kind"),
-        **_profile_fields(_profiles(document).get(str(run.get("profile")))),
-        "measured_s": wrk.get("duration_s") if ok else None,
-        "requests_per_sec": derived.get("requests_per_sec") if ok else None,
-        "raw_requests_per_sec": derived.get("raw_requests_per_sec") if ok else None,
+        "results_created_at": document.created_at,
+        "round": run.round,
+        "stack": run.stack,
+        "app": run.app,
+        "profile": run.profile,
+        "role": run.role,
+        "status": run.status,
+        "failure_kind": run.failure.kind if run.failure else None,
+        **_profile_fields(_profiles(document).get(run.profile)),
+        "measured_s": m.duration_s if m else None,
+        "requests_per_sec": m.requests_per_sec if m else None,
+        "raw_requests_per_sec": m.raw_requests_per_sec if m else None,
         **{
-            column: _ms(percentiles.get(p)) if ok else None
+            column: _ms(m.latency_percentiles_us.get(p)) if m else None
             for column, p in zip(_LATENCY_COLUMNS, PERCENTILES, strict=True)
         },
-        "latency_mean_ms": _ms(latency.get("mean")) if ok else None,
-        "latency_max_ms": _ms(latency.get("max")) if ok else None,
-        "good_responses": derived.get("good_responses") if ok else None,
-        **{f"errors_{kind}": errors.get(kind) if ok else None for kind in ERROR_KINDS},
-        "errors_non_2xx_3xx": wrk.get("non_2xx_3xx") if ok else None,
-        "server_cpu_s": _usage(run, "server", "cpu_seconds"),
-        "server_rss_peak_bytes": _usage(run, "server", "rss_peak_bytes"),
-        "client_cpu_s": _usage(run, "client", "cpu_seconds"),
-        "recovery_s": run.get("recovery_s"),
+        "latency_mean_ms": _ms(m.latency_mean_us) if m else None,
+        "latency_max_ms": _ms(m.latency_max_us) if m else None,
+        "good_responses": m.good_responses if m else None,
+        **{f"errors_{kind}": errors.get(kind) if m else None for kind in ERROR_KINDS},
+        "server_cpu_s": _usage_sum(run.usage.server if run.usage else None, "cpu_seconds"),
+        "server_rss_peak_bytes": _usage_sum(
+            run.usage.server if run.usage else None, "rss_peak_bytes"
+        ),
+        "client_cpu_s": _usage_sum(run.usage.client if run.usage else None, "cpu_seconds"),
+        "recovery_s": run.recovery_s,
     }
 
 
-def rows(document: Document, level: str = "cell") -> tuple[tuple[str, ...], list[Row]]:
+def rows(document: ResultsDocument, level: str = "cell") -> tuple[tuple[str, ...], list[Row]]:
     if level == "cell":
         return CELL_COLUMNS, [cell_row(cell, document) for cell in cells(document)]
     if level == "run":
-        return RUN_COLUMNS, [run_row(run, document) for run in document.get("runs", [])]
+        return RUN_COLUMNS, [run_row(run, document) for run in document.runs]
     raise UsageError(f"unknown export level {level!r}; use one of {', '.join(LEVELS)}")
 
 
@@ -193,6 +184,6 @@ def render(columns: Sequence[str], table: Sequence[Row], fmt: str) -> str:
     raise UsageError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def export(document: Document, fmt: str, level: str = "cell") -> str:
+def export(document: ResultsDocument, fmt: str, level: str = "cell") -> str:
     columns, table = rows(document, level)
     return render(columns, table, fmt)
