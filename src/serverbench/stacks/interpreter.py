@@ -15,8 +15,10 @@ dependencies leak into the app's environment.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -24,7 +26,9 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import sha256
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from serverbench.errors import UsageError
 
@@ -37,12 +41,13 @@ for d in m.distributions():
     name = d.metadata["Name"]
     if name:
         dists.setdefault(name, d.version)
-print(json.dumps({
+report = {
     "version": [sys.version_info.major, sys.version_info.minor, sys.version_info.micro],
     "prefix": sys.prefix,
     "distributions": dists,
     "modules": sorted({m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names)),
-}))
+}
+print(json.dumps(report))
 """
 
 
@@ -56,18 +61,27 @@ class Interpreter:
     executable: str  # the path servers are started with, as given (a venv's python is a link)
     version: str
     prefix: str
+    # another interpreter's, listed once by the probe; serverbench's own looks each one up
     distributions: Mapping[str, str]  # normalized name -> version
     modules: frozenset[str]  # top-level importable names
     own: bool  # serverbench's own interpreter
 
     def has_module(self, module: str) -> bool:
-        return module.partition(".")[0] in self.modules
+        top = module.partition(".")[0]
+        if self.own:
+            return importlib.util.find_spec(top) is not None
+        return top in self.modules
 
     def missing(self, *modules: str) -> str | None:
         """The first of modules this interpreter cannot import, if any."""
         return next((m for m in modules if not self.has_module(m)), None)
 
     def version_of(self, distribution: str) -> str | None:
+        if self.own:
+            try:
+                return metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                return None
         return self.distributions.get(normalize(distribution))
 
     def versions(self, distributions: tuple[str, ...]) -> dict[str, str]:
@@ -91,8 +105,17 @@ class Interpreter:
         return None if self.own else str(shim_folder())
 
 
+@functools.cache
 def own() -> Interpreter:
-    return probe(sys.executable)
+    """serverbench's own interpreter: nothing to probe, each package is looked up when asked."""
+    return Interpreter(
+        executable=sys.executable,
+        version=platform.python_version(),
+        prefix=sys.prefix,
+        distributions={},
+        modules=frozenset(),
+        own=True,
+    )
 
 
 @functools.cache
@@ -132,6 +155,11 @@ def probe(executable: str) -> Interpreter:
             f"--python {executable} is not a Python {MIN_VERSION[0]}.{MIN_VERSION[1]}+ "
             f"interpreter ({tail or 'it printed nothing'}); give your app's virtualenv python"
         ) from None
+    return _interpreter(executable, report)
+
+
+def _interpreter(executable: str, report: dict[str, Any]) -> Interpreter:
+    path = Path(executable).expanduser()
     version = tuple(report["version"])
     if version[:2] < MIN_VERSION:
         raise UsageError(
