@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
-import copy
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from serverbench.report.compare import compare
 from serverbench.report.compare_formats import comparison_json, comparison_markdown
+from serverbench.results.model import ResultsDocument, RunRecord
 from serverbench.results.store import load
 
 DATA = Path(__file__).parent / "data" / "results"
 SLOW = ("bjoern", "seed-flask", "tiny-high")
 
 
-def scaled(document: dict[str, Any], factor: float) -> dict[str, Any]:
-    changed = copy.deepcopy(document)
-    for run in changed["runs"]:
-        if (run["stack"], run["app"], run["profile"]) == SLOW and run["status"] == "ok":
-            for field in ("requests_per_sec", "raw_requests_per_sec", "good_responses"):
-                run["derived"][field] *= factor
+def scaled(document: ResultsDocument, factor: float) -> ResultsDocument:
+    changed = load(DATA / "two-profiles-failed.json")
+
+    def scale(run: RunRecord) -> RunRecord:
+        m = run.measurement
+        if (run.stack, run.app, run.profile) != SLOW or run.status != "ok" or m is None:
+            return run
+        return replace(
+            run,
+            measurement=replace(
+                m,
+                requests_per_sec=m.requests_per_sec * factor,
+                raw_requests_per_sec=m.raw_requests_per_sec * factor,
+                good_responses=round(m.good_responses * factor),
+            ),
+        )
+
+    changed.runs = [scale(run) for run in document.runs]
     return changed
 
 
 @pytest.fixture
-def a() -> dict[str, Any]:
+def a() -> ResultsDocument:
     return load(DATA / "two-profiles-failed.json")
 
 
-def test_markdown_names_the_slower_entry_first(a: dict[str, Any]) -> None:
+def test_markdown_names_the_slower_entry_first(a: ResultsDocument) -> None:
     text = comparison_markdown(compare(a, scaled(a, 0.5)), "main.json", "pr.json", 5.0)
     lines = text.splitlines()
     assert lines[0] == "## serverbench: performance comparison"
@@ -44,13 +56,13 @@ def test_markdown_names_the_slower_entry_first(a: dict[str, Any]) -> None:
     assert all(row.count("|") == slow.count("|") for row in rows)  # a well-formed table
 
 
-def test_markdown_passes_without_slowdown(a: dict[str, Any]) -> None:
+def test_markdown_passes_without_slowdown(a: ResultsDocument) -> None:
     text = comparison_markdown(compare(a, a), "a", "b", 5.0)
     assert "✅ No entry lost more than 5 % of its throughput." in text
     assert "❌" not in text
 
 
-def test_json_carries_the_verdict_and_the_figures(a: dict[str, Any]) -> None:
+def test_json_carries_the_verdict_and_the_figures(a: ResultsDocument) -> None:
     record = json.loads(comparison_json(compare(a, scaled(a, 0.5)), "a", "b", 5.0))
     assert record["passed"] is False
     assert record["slower"] == [

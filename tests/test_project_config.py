@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from serverbench.errors import UsageError
@@ -50,10 +51,11 @@ def test_pyproject_table_is_read_with_paths_relative_to_the_file(tmp_path: Path)
 def test_record_masks_secrets(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(PYPROJECT)
     record = load_config(tmp_path / "pyproject.toml").to_record()
-    text = json.dumps(record)
+    assert record is not None
+    text = msgspec.json.encode(record).decode()
     assert "hunter2" not in text
     assert ":pw@" not in text
-    assert record["env"] == {
+    assert record.env == {
         "DJANGO_SETTINGS_MODULE": "mysite.settings",
         "SECRET_KEY": MASK,
         "DATABASE_URL": f"postgres://app:{MASK}@127.0.0.1/db",

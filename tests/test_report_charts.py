@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from serverbench.report.charts import (
     Axis,
@@ -18,13 +18,14 @@ from serverbench.report.charts import (
     throughput_chart,
 )
 from serverbench.results.aggregate import cells
+from serverbench.results.model import ResultsDocument, RunRecord
+from serverbench.results.store import load as load_results
 
 DATA = Path(__file__).parent / "data" / "results"
 
 
-def load(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((DATA / name).read_text())
-    return document
+def load(name: str) -> ResultsDocument:
+    return load_results(DATA / name)
 
 
 def test_throughput_values_ranges_and_gaps() -> None:
@@ -65,9 +66,14 @@ def test_latency_points_are_the_cells_percentiles_in_ms() -> None:
 
 def test_error_shares_add_up_to_the_error_rate() -> None:
     document = load("two-profiles-failed.json")
-    for run in document["runs"]:
-        if run["id"].endswith("/uvicorn/seed-flask/tiny-high"):
-            run["wrk"]["socket_errors"]["read"] = 500
+
+    def with_read_errors(run: RunRecord) -> RunRecord:
+        m = run.measurement
+        if not run.id.endswith("/uvicorn/seed-flask/tiny-high") or m is None:
+            return run
+        return replace(run, measurement=replace(m, errors=replace(m.errors, read=500)))
+
+    document.runs = [with_read_errors(run) for run in document.runs]
     items = [c for c in cells(document) if c.ok_runs]
     spec = errors_chart("e", items)
     for index, cell in enumerate(items):

@@ -3,6 +3,6 @@
 `COMMANDS` lists them in the order `serverbench --help` shows them.
 """
 
-from serverbench.commands import check, compare, doctor, report, run, serve, stacks
+from serverbench.commands import check, compare, doctor, export, init, report, run, serve, stacks
 
-COMMANDS = (stacks, doctor, check, serve, run, report, compare)
+COMMANDS = (init, stacks, doctor, check, serve, run, report, compare, export)

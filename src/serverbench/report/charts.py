@@ -172,6 +172,16 @@ def nines(percentile: str) -> float:
     return math.log10(1 / (1 - float(percentile) / 100))
 
 
+def _loops(items: Sequence[Cell]) -> str:
+    """How the charted latencies were measured: "closed-loop", "open-loop", or both."""
+    loops = {
+        c.median_run.measurement.loop
+        for c in items
+        if c.median_run is not None and c.median_run.measurement is not None
+    }
+    return " and ".join(f"{loop}-loop" for loop in sorted(loops)) or "closed-loop"
+
+
 def latency_charts(title: str, items: Sequence[Cell]) -> list[ChartSpec]:
     """One chart per profile: percentile curves, latency on a log axis."""
     palette = colours(items)
@@ -201,7 +211,7 @@ def latency_charts(title: str, items: Sequence[Cell]) -> list[ChartSpec]:
                     ),
                     y=Axis(title="latency", log=True, unit="ms"),
                     series=tuple(series),
-                    note="percentiles of the repeats' merged histograms (closed-loop latency)",
+                    note=f"percentiles of the repeats' merged histograms ({_loops(items)} latency)",
                 )
             )
     return charts
