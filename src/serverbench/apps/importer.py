@@ -228,7 +228,15 @@ def _asgi_caller(app: Any, path: str) -> Callable[[], Any]:
     async def call() -> int:
         status = 0
 
+        received = False
+
         async def receive() -> dict[str, Any]:
+            # the request once; asked again (Django listens for a disconnect while it answers),
+            # a client that stays connected until the response is sent
+            nonlocal received
+            if received:
+                await asyncio.Event().wait()
+            received = True
             return {"type": "http.request", "body": b"", "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:

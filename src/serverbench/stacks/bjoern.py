@@ -16,7 +16,7 @@ from serverbench.stacks.base import (
 )
 from serverbench.stacks.interpreter import Interpreter
 
-INSTALL_HINT = "apt-get install libev-dev && .venv/bin/pip install bjoern"
+INSTALL_HINT = "needs libev: apt-get install libev-dev"
 
 
 def bjoern_argv(ctx: StackContext, port: int, processes: int, backlog: int) -> tuple[str, ...]:
