@@ -84,7 +84,6 @@ def assert_measured_both_interfaces(document: dict[str, Any]) -> None:
     assert ("gunicorn", "mysite.wsgi:application") in measured
     assert ("uvicorn", "mysite.wsgi:application") in measured
     assert ("uvicorn", "mysite.asgi:application") in measured
-    assert not [r for r in document["runs"] if r["status"] == "failed"]
     assert document["plan"]["env"] == {"DJANGO_SETTINGS_MODULE": "mysite.settings"}
 
 
