@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from serverbench.cli import build_parser
+from serverbench.commands.project import resolve
 from serverbench.errors import UsageError
 from serverbench.plan.config import AppEntry, find_config, load_config
-from serverbench.plan.server_env import MASK, mask_value, masked, parse_env_pairs
+from serverbench.plan.selection import select_stacks
+from serverbench.plan.server_env import MASK, mask_value, masked, parse_env_pairs, unmasked
 
 PYPROJECT = """
 [project]
@@ -139,3 +143,51 @@ def test_env_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_masking(key: str, value: str, recorded: str) -> None:
     assert mask_value(key, value) == recorded
     assert masked({key: value}) == {key: recorded}
+
+
+def _run_args(*argv: str) -> argparse.Namespace:
+    parser = build_parser()
+    return parser.parse_args(["run", *argv])
+
+
+def test_flags_override_the_file_and_the_file_fills_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    sub = tmp_path / "deeper"
+    sub.mkdir()
+    monkeypatch.chdir(sub)  # found from a subfolder; the apps import from the file's folder
+    project = resolve(_run_args("--path", "/flag/", "--env", "DEBUG=1", "--set", "workers=2"))
+    assert [a.spec for a in project.apps] == ["mysite.wsgi:application", "mysite.asgi:application"]
+    assert {a.options.path for a in project.apps} == {"/flag/"}
+    assert {a.options.app_dir for a in project.apps} == {str(tmp_path.resolve())}
+    assert project.stacks == ("gunicorn", "uvicorn")
+    assert project.profiles == ("smoke",)
+    assert project.repeats == 2
+    assert project.python == str(tmp_path.resolve() / ".venv/bin/python")
+    assert project.env["DEBUG"] == "1"
+    assert project.env["DJANGO_SETTINGS_MODULE"] == "mysite.settings"
+    overrides = project.overrides(select_stacks(["uvicorn"]))
+    # the file's gunicorn.workers is left out (gunicorn is not selected), backlog applies
+    assert overrides == {"uvicorn": {"backlog": "512", "workers": "2"}}
+    flags = resolve(_run_args("--stack", "bjoern", "--app", "x:y", "--repeats", "5"))
+    assert flags.stacks == ("bjoern",)
+    assert [a.spec for a in flags.apps] == ["x:y"]
+    assert flags.repeats == 5
+    assert resolve(_run_args("--no-config")).config.source is None
+
+
+def test_a_masked_value_comes_back_from_the_shell_on_resume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorded = masked({"SECRET_KEY": "s", "DATABASE_URL": "postgres://u:pw@h/db", "A": "1"})
+    monkeypatch.setenv("SECRET_KEY", "again")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw2@h/db")
+    assert unmasked(recorded) == {
+        "SECRET_KEY": "again",
+        "DATABASE_URL": "postgres://u:pw2@h/db",
+        "A": "1",
+    }
+    monkeypatch.delenv("SECRET_KEY")
+    with pytest.raises(UsageError, match="export SECRET_KEY and resume again"):
+        unmasked(recorded)
