@@ -9,6 +9,14 @@ vendored in the package (report/vendor/) and inlined, so the page opens offline.
 Each value is taken from one `Cell` at a time; a cell without a measurement is a gap with its
 status drawn in its place, never a zero. The specs travel as JSON inside the page, escaped so
 that no text can close the script element.
+
+Why Chart.js (4.x, MIT, ~210 kB minified, inlined in every page): it has bar, line and scatter
+charts, logarithmic axes, tooltips and legend toggling built in, one stable major version at a
+time, and a large user base; after drawing, `chart.data` holds exactly what was plotted, which
+the headless-browser test reads back from each canvas. uPlot (~50 kB) is smaller but made for
+time series: grouped bars and tooltips would be ours to write. ECharts (~1 MB) and plotly.js
+(~3.5 MB, what plotly.py embeds) would make every report several megabytes. Hand-drawn SVG
+(before) gave none of hover, hiding or new chart kinds without drawing code for each.
 """
 
 from __future__ import annotations
