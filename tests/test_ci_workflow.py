@@ -42,7 +42,7 @@ path = "/"
 expect_regex = "^ok$"
 stacks = ["gunicorn"]
 profile = ["smoke"]
-repeats = 1
+repeats = 3
 env = {{ DELAY_MS = "{delay_ms}" }}
 """
 

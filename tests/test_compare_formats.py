@@ -52,7 +52,7 @@ def test_markdown_names_the_slower_entry_first(a: ResultsDocument) -> None:
     rows = [line for line in lines if line.startswith("| `")]
     assert len(rows) == 14
     (slow,) = [row for row in rows if "bjoern/seed-flask/tiny-high" in row]
-    assert "-50.0 % ❌" in slow
+    assert "-50.0% (66 % CI -61.2 to -35.6) ❌ | slower |" in slow
     assert all(row.count("|") == slow.count("|") for row in rows)  # a well-formed table
 
 
@@ -77,5 +77,9 @@ def test_json_carries_the_verdict_and_the_figures(a: ResultsDocument) -> None:
     assert delta["b"]["requests_per_sec_median"] == pytest.approx(
         delta["a"]["requests_per_sec_median"] * 0.5
     )
-    assert delta["beyond_spread"] is True
+    assert delta["significant"] is True
+    assert delta["verdict"] == "slower"
+    assert (
+        delta["requests_per_sec_change_low_pct"] < -50 < delta["requests_per_sec_change_high_pct"]
+    )
     assert json.loads(comparison_json(compare(a, a), "a", "b", 5.0))["passed"] is True
