@@ -288,6 +288,9 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
         recovery_s=args.recovery_timeout,
         url=target.url if target else None,
         allow_remote=bool(args.allow_remote),
+        python=None if python.own else python.executable,
+        env=project.env,
+        config=project.record(),
         precision=precision_goal(args, repeats),
     )
 
