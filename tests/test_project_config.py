@@ -11,8 +11,10 @@ import pytest
 
 from serverbench.cli import build_parser
 from serverbench.commands.project import resolve
+from serverbench.commands.run import new_run_plan
 from serverbench.errors import UsageError
 from serverbench.plan.config import AppEntry, find_config, load_config
+from serverbench.plan.model import plan_record
 from serverbench.plan.selection import select_stacks
 from serverbench.plan.server_env import MASK, mask_value, masked, parse_env_pairs, unmasked
 
@@ -191,3 +193,19 @@ def test_a_masked_value_comes_back_from_the_shell_on_resume(
     monkeypatch.delenv("SECRET_KEY")
     with pytest.raises(UsageError, match="export SECRET_KEY and resume again"):
         unmasked(recorded)
+
+
+def test_the_run_plan_carries_the_projects_env_and_records_it_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "serverbench.toml").write_text(
+        'stacks = ["gunicorn"]\nprofile = ["smoke"]\nenv = { A = "1", API_TOKEN = "t" }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    plan = new_run_plan(_run_args("--out", str(tmp_path / "out")))
+    assert plan.env == {"A": "1", "API_TOKEN": "t"}
+    assert plan.python is None
+    assert plan.config is not None
+    assert plan.config.source == str(tmp_path.resolve() / "serverbench.toml")
+    assert plan.config.env == {"A": "1", "API_TOKEN": MASK}
+    assert plan_record(plan).env == {"A": "1", "API_TOKEN": MASK}
