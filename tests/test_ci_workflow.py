@@ -124,4 +124,4 @@ def test_workflow_writes_the_summary_and_fails_on_a_seeded_slowdown(tmp_path: Pa
     text = summary.read_text()
     assert text.startswith("## serverbench: performance comparison")
     assert re.search(r"❌ \d slower than the 10 % limit: .*`gunicorn/shop:app/smoke`", text)
-    assert "slower: gunicorn/shop:app/smoke lost" in slow.stderr
+    assert "slower: gunicorn/shop:app/smoke: req/s -" in slow.stderr
