@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from serverbench import cli
+from serverbench.stacks.interpreter import Interpreter
 from tests.conftest import SERVERBENCH
 
 QUICK_S = 5.0
@@ -125,7 +126,7 @@ def test_serve_on_a_port_in_use(private_tmp: Path, held_port: int):
 
 
 def test_a_named_stack_whose_package_is_missing_stops_the_run(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr("serverbench.stacks.bjoern.module_missing", lambda *names: names[0])
+    monkeypatch.setattr(Interpreter, "missing", lambda self, *names: names[0])
     out = tmp_path / "out"
     started = time.monotonic()
     code = cli.main(["run", "--stack", "bjoern", "--out", str(out)])
@@ -139,7 +140,7 @@ def test_a_named_stack_whose_package_is_missing_stops_the_run(monkeypatch, capsy
 
 
 def test_check_reports_a_missing_package(monkeypatch, capsys):
-    monkeypatch.setattr("serverbench.stacks.bjoern.module_missing", lambda *names: names[0])
+    monkeypatch.setattr(Interpreter, "missing", lambda self, *names: names[0])
     assert cli.main(["check", "--stack", "bjoern"]) == 1
     printed = capsys.readouterr().out
     assert "FAIL" in printed

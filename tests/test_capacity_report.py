@@ -13,8 +13,8 @@ from serverbench.report.capacity import (
     ranking_table,
     steps_table,
 )
+from serverbench.report.charts import PALETTE
 from serverbench.report.content import Heading, Paragraph, Table
-from serverbench.report.html import PALETTE
 from serverbench.report.load_chart import render_load_chart
 from tests.test_capacity_search import ModelServer, settings
 

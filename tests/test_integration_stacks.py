@@ -18,6 +18,7 @@ from serverbench.run.lifecycle import running_stack
 from serverbench.run.verify import accepts_connection, verify, wait_until
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext
+from serverbench.stacks.interpreter import own
 
 if TYPE_CHECKING:
     from tests.conftest import TinyApp
@@ -44,8 +45,9 @@ def start_verify_stop(
     expected_processes: int | None = None,
 ) -> None:
     stack = get_stack(stack_name)
-    assert stack.unavailable_reason() is None
+    assert stack.unavailable_reason(own()) is None
     ctx = StackContext(
+        interpreter=own(),
         app=app,
         host="127.0.0.1",
         port=LOCAL.free_port(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from serverbench.run.lifecycle import running_stack
 from serverbench.run.verify import accepts_connection, verify
 from serverbench.stacks import STACKS, get_stack
 from serverbench.stacks.base import WSGI_AS_ASGI, Component, LaunchPlan, StackContext
+from serverbench.stacks.interpreter import own
 
 PY = "/opt/venv/bin/python"
 FLASK = BUILTIN_APPS["seed-flask"]
@@ -56,7 +58,7 @@ def context(
         ports=LOCAL.free_port,
         server_cpu_count=cpus,
         overrides=overrides or {},
-        python=PY,
+        interpreter=replace(own(), executable=PY),
     )
 
 
@@ -285,8 +287,9 @@ def listeners(port: int) -> list[int]:
 @pytest.mark.parametrize(("name", "app"), CASES, ids=[f"{n}-{a.name}" for n, a in CASES])
 def test_stack_serves_and_stops_clean(tmp_path: Path, name: str, app: App) -> None:
     stack = get_stack(name)
-    assert stack.unavailable_reason() is None
+    assert stack.unavailable_reason(own()) is None
     ctx = StackContext(
+        interpreter=own(),
         app=app,
         host="127.0.0.1",
         port=LOCAL.free_port(),

@@ -45,6 +45,7 @@ from serverbench.stacks.base import (
     StackContext,
     TcpEndpoint,
 )
+from serverbench.stacks.interpreter import Interpreter, own
 
 FLASK = BUILTIN_APPS["seed-flask"]
 FASTAPI = BUILTIN_APPS["seed-fastapi"]
@@ -278,7 +279,7 @@ class FakeStack:
         self.argv = tuple(argv)
         self.files = files
 
-    def unavailable_reason(self) -> str | None:
+    def unavailable_reason(self, python: Interpreter) -> str | None:
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
@@ -319,6 +320,7 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 
 def ctx_for(tmp_path: Path, app: App = FLASK, port: int | None = None) -> StackContext:
     return StackContext(
+        interpreter=own(),
         app=app,
         host="127.0.0.1",
         port=port or LOCAL.free_port(),
@@ -431,7 +433,7 @@ def test_a_stack_refuses_an_app_of_another_interface(tmp_path: Path) -> None:
 
 def test_an_unavailable_stack_is_refused_before_anything_starts(tmp_path: Path) -> None:
     class Missing(FakeStack):
-        def unavailable_reason(self) -> str | None:
+        def unavailable_reason(self, python: Interpreter) -> str | None:
             return "fakeserver is not installed; install it"
 
     stack = Missing([sys.executable, "-c", "raise SystemExit('must not run')"])

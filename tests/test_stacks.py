@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from serverbench.stacks.base import (
     StackContext,
     TcpEndpoint,
 )
+from serverbench.stacks.interpreter import own
 
 PY = "/opt/python/bin/python3"
 FLASK = BUILTIN_APPS["seed-flask"]
@@ -43,7 +45,7 @@ def context(
         ports=LOCAL.free_port,
         server_cpu_count=cpus,
         overrides=overrides or {},
-        python=PY,
+        interpreter=replace(own(), executable=PY),
     )
 
 
@@ -401,4 +403,4 @@ def test_seed_stacks_are_registered_and_available_here() -> None:
     for name in SEED_STACKS:
         stack = get_stack(name)
         assert stack.packages
-        assert stack.unavailable_reason() is None, stack.name
+        assert stack.unavailable_reason(own()) is None, stack.name

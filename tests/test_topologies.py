@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -19,6 +20,7 @@ from serverbench.run.lifecycle import running_stack
 from serverbench.run.verify import accepts_connection, verify
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext, TcpEndpoint, UnixEndpoint
+from serverbench.stacks.interpreter import own
 
 PY = "/opt/python/bin/python3"
 FLASK = BUILTIN_APPS["seed-flask"]
@@ -41,7 +43,7 @@ def context(
         run_dir=run_dir,
         server_cpu_count=cpus,
         overrides=overrides or {},
-        python=PY,
+        interpreter=replace(own(), executable=PY),
         ports=lambda: next(pool),
     )
 
@@ -163,6 +165,7 @@ def listeners(port: int) -> list[int]:
 
 def real_context(tmp_path: Path, overrides: Mapping[str, str] | None = None) -> StackContext:
     return StackContext(
+        interpreter=own(),
         app=FLASK,
         host="127.0.0.1",
         port=LOCAL.free_port(),

@@ -17,11 +17,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from serverbench.apps.registry import App, Interface
 from serverbench.errors import AppError
+
+if TYPE_CHECKING:  # this module also runs inside the app's interpreter: standard library only
+    from serverbench.stacks.interpreter import Interpreter
 
 _PROBE_TIMEOUT_S = 60.0
 
@@ -48,19 +51,28 @@ def detect_interface(obj: Any) -> Interface | None:
     return None
 
 
-def probe_env(app: App) -> dict[str, str]:
-    env = dict(os.environ)
-    if app.search_path:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [app.search_path, env.get("PYTHONPATH")]))
-    return env
+def probe_env(
+    app: App, python: Interpreter | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The servers' environment: the user's variables, the app's folder and, for another
+    interpreter, the path to serverbench's shims."""
+    merged = {**os.environ, **(env or {})}
+    shims = python.server_pythonpath() if python else None
+    path = [app.search_path, shims, merged.get("PYTHONPATH")]
+    if any(path):
+        merged["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    return merged
 
 
-def _run_probe(app: App, *args: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "serverbench.apps.importer", *args]
+def _run_probe(
+    app: App, *args: str, python: Interpreter | None, env: Mapping[str, str] | None
+) -> dict[str, Any]:
+    command = [python.executable if python else sys.executable, "-m", "serverbench.apps.importer"]
+    command += args
     try:
         done = subprocess.run(
             command,
-            env=probe_env(app),
+            env=probe_env(app, python, env),
             cwd=app.search_path,
             capture_output=True,
             text=True,
@@ -86,11 +98,20 @@ def _run_probe(app: App, *args: str) -> dict[str, Any]:
     return result
 
 
-def inspect_app(app: App, *, interface_given: bool) -> App:
-    """The app with its real interface; AppError if it does not import or is no WSGI/ASGI app."""
+def inspect_app(
+    app: App,
+    *,
+    interface_given: bool,
+    python: Interpreter | None = None,
+    env: Mapping[str, str] | None = None,
+) -> App:
+    """The app with its real interface; AppError if it does not import or is no WSGI/ASGI app.
+
+    It is imported the way the servers will import it: with their interpreter and environment.
+    """
     if app.builtin:
         return app
-    report = _run_probe(app, "inspect", app.import_string)
+    report = _run_probe(app, "inspect", app.import_string, python=python, env=env)
     if not report["ok"]:
         raise AppError(
             f"cannot load {app.import_string}: {report['error']}; "
@@ -119,9 +140,22 @@ class InProcessCost:
     status: int
 
 
-def measure_in_process_cost(app: App, *, duration_s: float = 2.0) -> InProcessCost:
+def measure_in_process_cost(
+    app: App,
+    *,
+    duration_s: float = 2.0,
+    python: Interpreter | None = None,
+    env: Mapping[str, str] | None = None,
+) -> InProcessCost:
     report = _run_probe(
-        app, "cost", app.import_string, app.interface, app.load_path, str(duration_s)
+        app,
+        "cost",
+        app.import_string,
+        app.interface,
+        app.load_path,
+        str(duration_s),
+        python=python,
+        env=env,
     )
     if not report["ok"]:
         raise AppError(f"calling {app.import_string} in-process failed: {report['error']}")
@@ -194,7 +228,15 @@ def _asgi_caller(app: Any, path: str) -> Callable[[], Any]:
     async def call() -> int:
         status = 0
 
+        received = False
+
         async def receive() -> dict[str, Any]:
+            # the request once; asked again (Django listens for a disconnect while it answers),
+            # a client that stays connected until the response is sent
+            nonlocal received
+            if received:
+                await asyncio.Event().wait()
+            received = True
             return {"type": "http.request", "body": b"", "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:

@@ -3,6 +3,17 @@
 `COMMANDS` lists them in the order `serverbench --help` shows them.
 """
 
-from serverbench.commands import capacity, check, compare, doctor, report, run, serve, stacks
+from serverbench.commands import (
+    capacity,
+    check,
+    compare,
+    doctor,
+    export,
+    init,
+    report,
+    run,
+    serve,
+    stacks,
+)
 
-COMMANDS = (stacks, doctor, check, serve, run, capacity, report, compare)
+COMMANDS = (init, stacks, doctor, check, serve, run, capacity, report, compare, export)

@@ -33,6 +33,7 @@ from serverbench.report.capacity_console import capacity_summary
 from serverbench.results.store import RESULTS_NAME
 from serverbench.run.capacity import CapacityRunner
 from serverbench.run.records import new_document
+from serverbench.stacks.interpreter import own
 
 # The closed-loop peak the search scales from: enough connections to saturate the servers'
 # CPUs, few enough that a slow server answers them within wrk's timeout (at 1000 connections
@@ -192,7 +193,7 @@ def _run_plan(args: argparse.Namespace) -> RunPlan:
     )
     check_connections_fit(profiles[0].connections)
     stacks = select_stacks(args.stack)
-    _require_available(stacks, args.stack)
+    _require_available(stacks, args.stack, own())
     stacks = [s for s in stacks if s.name != "nginx-static"] or stacks
     apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
     stamp = time.strftime("%Y%m%d-%H%M%S")

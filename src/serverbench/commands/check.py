@@ -1,21 +1,21 @@
-"""`serverbench check`: start, verify and stop each stack; a pass/fail table."""
+"""`serverbench check`: start, verify and stop each stack; a pass/fail table (or JSON)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
-from serverbench.apps.registry import DEFAULT_APP
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
-    app_options,
     cpu_split,
 )
+from serverbench.commands.project import add_project_options, resolve
 from serverbench.errors import ServerbenchError, StackUnavailable
-from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.plan.selection import prepare_app, select_stacks
 from serverbench.report.textable import render_table
 from serverbench.run.lifecycle import running_stack, stack_context
 from serverbench.stacks import STACKS
@@ -26,16 +26,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("check", help="start, verify and stop each stack")
     add_stack_options(parser, many=True)
     add_app_options(parser, many=True)
+    add_project_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    stacks = select_stacks(args.stack, default=list(STACKS))
-    overrides = parse_overrides(args.set, stacks)
-    apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    project = resolve(args)
+    python = project.interpreter()
+    stacks = select_stacks(list(project.stacks) if project.stacks else None, default=list(STACKS))
+    overrides = project.overrides(stacks)
+    apps = [prepare_app(c.spec, c.options, python, project.env) for c in project.apps]
     split = cpu_split(args)
-    rows: list[list[str]] = []
-    failed = 0
+    results: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch:
         for app in apps:
             for stack in stacks:
@@ -44,24 +47,42 @@ def run(args: argparse.Namespace) -> int:
                     run_dir=Path(scratch) / f"{stack.name}-{app.name.replace(':', '_')}",
                     server_cpu_count=len(split.server_cpus),
                     overrides=overrides[stack.name],
+                    interpreter=python,
+                    env=project.env,
                 )
+                row = {"stack": stack.name, "app": app.name}
                 mismatch = interface_mismatch(stack, app)
                 if mismatch is not None:
-                    rows.append([stack.name, app.name, "skip", mismatch])
+                    results.append(row | {"result": "skip", "detail": mismatch})
                     continue
-                print(f"checking {stack.name} with {app.name} ...", flush=True)
+                # with --json, standard output carries the JSON document only
+                progress = sys.stderr if args.json else sys.stdout
+                print(f"checking {stack.name} with {app.name} ...", file=progress, flush=True)
                 try:
                     with running_stack(stack, ctx, cpus=split.server_taskset()) as running:
                         settings = ", ".join(f"{k}={v}" for k, v in running.plan.settings.items())
-                        rows.append([stack.name, app.name, "pass", f"{running.url} ({settings})"])
+                        detail = f"{running.url} ({settings})"
+                        results.append(row | {"result": "pass", "detail": detail})
                 except StackUnavailable as error:
-                    failed += 1
-                    rows.append([stack.name, app.name, "FAIL", str(error)])
+                    results.append(row | {"result": "fail", "detail": str(error)})
                 except ServerbenchError as error:
-                    failed += 1
                     first, _, rest = str(error).partition("\n")
-                    rows.append([stack.name, app.name, "FAIL", first])
+                    results.append(row | {"result": "fail", "detail": first})
                     if rest:
                         print(f"{stack.name} log tail:\n{rest}", file=sys.stderr)
-    print(render_table(["stack", "app", "result", "detail"], rows))
+    failed = sum(r["result"] == "fail" for r in results)
+    if args.json:
+        document = {"python": python.executable, "passed": not failed, "checks": results}
+        print(json.dumps(document, indent=1))
+    else:
+        rows = [
+            [
+                r["stack"],
+                r["app"],
+                r["result"].upper() if r["result"] == "fail" else r["result"],
+                r["detail"],
+            ]
+            for r in results
+        ]
+        print(render_table(["stack", "app", "result", "detail"], rows))
     return 1 if failed else 0

@@ -1,4 +1,8 @@
-"""`serverbench compare`: the delta table between two results files, optionally a CI gate."""
+"""`serverbench compare`: the delta table between two results files, optionally a CI gate.
+
+`--format md` writes the Markdown summary for a CI job summary or a pull-request comment,
+`--format json` the same figures for a program; all three render one `Comparison`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from serverbench.errors import UsageError
 from serverbench.report.capacity_compare import compare_capacity, render_capacity_comparison
 from serverbench.report.compare import change_with_interval, compare, render_comparison
+from serverbench.report.compare_formats import comparison_json, comparison_markdown
 from serverbench.results.inference import SEPARATE_RUNS_DRIFT_PCT
 from serverbench.results.store import load, results_path
 
@@ -33,6 +38,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="how much a run's level drifts between separate runs on this machine (standard "
         f"deviation, default {SEPARATE_RUNS_DRIFT_PCT:g}); benchmarks/precision.py measures it",
     )
+    parser.add_argument(
+        "--format",
+        choices=("text", "md", "json"),
+        default="text",
+        help="text (default): the console table; md: a Markdown summary for a CI job summary "
+        "or a pull-request comment; json: the figures and the verdict",
+    )
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
     parser.set_defaults(handler=run)
 
 
@@ -42,13 +56,25 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--run-drift {args.run_drift:g}: cannot be negative; e.g. --run-drift 5")
     before, after = load(a), load(b)
     comparison = compare(before, after, drift_pct=args.run_drift)
-    print(render_comparison(comparison, str(results_path(a)), str(results_path(b))))
     capacities = compare_capacity(
         before.capacity.searches if before.capacity else [],
         after.capacity.searches if after.capacity else [],
     )
-    if capacities.deltas or capacities.only_in_a or capacities.only_in_b:
-        print("\n" + render_capacity_comparison(capacities))
+    names = (str(results_path(a)), str(results_path(b)))
+    fmt = "json" if args.json else args.format
+    if fmt == "md":
+        text = comparison_markdown(comparison, *names, args.fail_if_slower)
+    elif fmt == "json":
+        text = comparison_json(comparison, *names, args.fail_if_slower)
+    else:
+        text = render_comparison(comparison, *names) + "\n"
+    if fmt != "json" and (capacities.deltas or capacities.only_in_a or capacities.only_in_b):
+        capacity_text = render_capacity_comparison(capacities)
+        text += f"\n```\n{capacity_text}\n```\n" if fmt == "md" else f"\n{capacity_text}\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
     if args.fail_if_slower is None:
         return 0
     lower = capacities.lower_than(args.fail_if_slower)

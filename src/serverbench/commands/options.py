@@ -31,9 +31,7 @@ def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
         "--path", help="path to load for your app, '{msisdn}' is filled in (default /)"
     )
     group.add_argument("--app-dir", help="folder your app imports from (default: current folder)")
-    group.add_argument(
-        "--expect-status", type=int, default=200, help="expected status (default 200)"
-    )
+    group.add_argument("--expect-status", type=int, help="expected status (default 200)")
     group.add_argument("--expect-json", help="expected JSON body, compared parsed")
     group.add_argument("--expect-regex", help="regular expression the body must match")
 
@@ -64,7 +62,7 @@ def app_options(args: argparse.Namespace) -> UserAppOptions:
         interface=args.interface,
         path=args.path,
         app_dir=args.app_dir,
-        expect_status=args.expect_status,
+        expect_status=200 if args.expect_status is None else args.expect_status,
         expect_json=args.expect_json,
         expect_regex=args.expect_regex,
     )

@@ -10,14 +10,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from serverbench.apps.registry import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
+from serverbench.apps.registry import ExpectedResponse, UserAppOptions, resolve_app
 from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
     add_stack_options,
-    app_options,
     cpu_split,
 )
+from serverbench.commands.project import add_project_options, resolve
 from serverbench.errors import StackUnavailable, UsageError, VerificationError
 from serverbench.load.open_loop.schedule import ARRIVALS
 from serverbench.load.open_loop_engine import OpenLoopEngine
@@ -30,11 +30,11 @@ from serverbench.plan.profiles import (
     ProfileOverrides,
     at_rates,
     at_shares,
-    load_profile_file,
+    profiles_from_tables,
     select_profiles,
 )
 from serverbench.plan.resume import resume_plan
-from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.plan.selection import prepare_app, select_stacks
 from serverbench.plan.slo import parse_error_budget, parse_rate, parse_slo
 from serverbench.report import write_reports
 from serverbench.report.capacity_console import capacity_summary
@@ -52,6 +52,7 @@ from serverbench.run.runner import Runner
 from serverbench.run.url_target import TargetUrl, parse_target_url, target_app
 from serverbench.run.verify import verify
 from serverbench.stacks.base import Stack
+from serverbench.stacks.interpreter import Interpreter
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_stack_options(parser, many=True)
     add_app_options(parser, many=True)
+    add_project_options(parser)
     parser.add_argument(
         "--profile",
         action="append",
@@ -67,7 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="quick (default: quick-moderate + quick-high), seed (moderate + high), moderate, "
         "high, smoke, or one from --config",
     )
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="rounds (default 3)")
+    parser.add_argument("--repeats", type=int, help=f"rounds (default {DEFAULT_REPEATS})")
     parser.add_argument(
         "--precision",
         metavar="PCT",
@@ -113,7 +115,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --engine open: evenly spaced requests (constant, default) or Poisson "
         "arrivals (random, the same rate on average)",
     )
-    parser.add_argument("--config", help="TOML file with [profiles.NAME] tables")
     parser.add_argument("--out", help="results folder (default serverbench-results/<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR")
     parser.add_argument(
@@ -253,19 +254,22 @@ def _url_target(args: argparse.Namespace) -> TargetUrl | None:
     return parse_target_url(args.url, allow_remote=args.allow_remote)
 
 
-def _require_available(stacks: Sequence[Stack], names: Sequence[str] | None) -> None:
+def _require_available(
+    stacks: Sequence[Stack], names: Sequence[str] | None, python: Interpreter
+) -> None:
     """A stack the user named that cannot run here stops the run; ones from "all" are skipped."""
     named = {part.strip() for name in names or [] for part in name.split(",")}
     for stack in stacks:
-        reason = stack.unavailable_reason()
+        reason = stack.unavailable_reason(python)
         if reason is not None and (names is None or stack.name in named):
             raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
 
 
 def new_run_plan(args: argparse.Namespace) -> RunPlan:
-    extra = load_profile_file(Path(args.config)) if args.config else {}
+    project = resolve(args)
+    extra = profiles_from_tables(project.config.profile_tables, project.config.source)
     profiles = select_profiles(
-        args.profile,
+        list(project.profiles) if project.profiles else None,
         ProfileOverrides(
             duration_s=args.duration,
             connections=args.connections,
@@ -278,27 +282,31 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
     profiles = _with_engine(args, profiles)
     for profile in profiles:
         check_connections_fit(profile.connections)
+    repeats = project.repeats if project.repeats is not None else DEFAULT_REPEATS
     if args.recovery_timeout < 0:
         raise UsageError(f"--recovery-timeout {args.recovery_timeout:g}: cannot be negative")
-    if args.repeats < 1:
-        raise UsageError(f"--repeats {args.repeats}: at least one repeat is needed")
+    if repeats < 1:
+        raise UsageError(f"--repeats {repeats}: at least one repeat is needed")
     target = _url_target(args)
     references = args.references if args.references is not None else target is None
+    python = project.interpreter()
     if target is None:
-        stacks = select_stacks(args.stack)
-        _require_available(stacks, args.stack)
-        overrides = parse_overrides(args.set, stacks)
+        stack_names = list(project.stacks) if project.stacks else None
+        stacks = select_stacks(stack_names)
+        _require_available(stacks, stack_names, python)
+        overrides = project.overrides(stacks)
         # the ceiling is measured once per round as the reference, never as one more stack
         if any(stack.name == REFERENCE_STACK for stack in stacks):
             stacks = [stack for stack in stacks if stack.name != REFERENCE_STACK]
             references = True
-        apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+        apps = [prepare_app(c.spec, c.options, python, project.env) for c in project.apps]
     else:
         stacks, overrides = [], {}
         apps = [target_app(target, _url_expected(args))]
     split = cpu_split(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (Path(args.out) if args.out else Path("serverbench-results") / stamp).absolute()
+    results_dir = Path(project.config.out) if project.config.out else Path("serverbench-results")
+    out = (Path(args.out) if args.out else results_dir / stamp).absolute()
     if (out / RESULTS_NAME).exists():
         raise UsageError(
             f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "
@@ -308,7 +316,7 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
         stack_names=tuple(stack.name for stack in stacks),
         apps=tuple(apps),
         profiles=tuple(profiles),
-        repeats=args.repeats,
+        repeats=repeats,
         overrides=overrides,
         split=split,
         out_dir=out,
@@ -319,7 +327,10 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
         recovery_s=args.recovery_timeout,
         url=target.url if target else None,
         allow_remote=bool(args.allow_remote),
-        precision=precision_goal(args),
+        python=None if python.own else python.executable,
+        env=project.env,
+        config=project.record(),
+        precision=precision_goal(args, repeats),
     )
 
 
@@ -339,15 +350,15 @@ def _number(text: str, option: str, units: dict[str, float]) -> float:
     return value
 
 
-def precision_goal(args: argparse.Namespace) -> PrecisionGoal | None:
+def precision_goal(args: argparse.Namespace, repeats: int) -> PrecisionGoal | None:
     """--precision, --max-repeats and --time-budget as a goal; None without --precision."""
     if args.precision is None:
         if args.time_budget is not None:
             raise UsageError("--time-budget only applies with --precision; add e.g. --precision 5%")
         return None
-    if args.max_repeats < max(args.repeats, 1):
+    if args.max_repeats < max(repeats, 1):
         raise UsageError(
-            f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}; raise it "
+            f"--max-repeats {args.max_repeats} is below --repeats {repeats}; raise it "
             f"(a 95 % interval needs at least {repeats_for()} repeats)"
         )
     budget = (
@@ -389,7 +400,7 @@ def _url_expected(args: argparse.Namespace) -> ExpectedResponse:
     probe_app = resolve_app(
         "url:target",
         UserAppOptions(
-            expect_status=args.expect_status,
+            expect_status=200 if args.expect_status is None else args.expect_status,
             expect_json=args.expect_json,
             expect_regex=args.expect_regex,
         ),

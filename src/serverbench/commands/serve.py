@@ -7,14 +7,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from serverbench.commands.options import (
-    add_app_options,
-    add_stack_options,
-    app_options,
-    cpu_split,
-)
+from serverbench.commands.options import add_app_options, add_stack_options, cpu_split
+from serverbench.commands.project import add_project_options, resolve
 from serverbench.errors import ServerbenchError, UsageError
-from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.plan.selection import prepare_app, select_stacks
 from serverbench.run.host import LOCAL
 from serverbench.run.lifecycle import running_stack, stack_context
 
@@ -23,15 +19,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("serve", help="run one stack in the foreground until Ctrl-C")
     add_stack_options(parser, many=False)
     add_app_options(parser, many=False)
+    add_project_options(parser)
     parser.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     parser.add_argument("--out", help="folder for configs and logs (default: a new temporary one)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    project = resolve(args)
+    python = project.interpreter()
     stacks = select_stacks([args.stack])
-    overrides = parse_overrides(args.set, stacks)
-    app = prepare_app(args.app, app_options(args))
+    overrides = project.overrides(stacks)
+    # serve runs one app: the one named, else the project's first
+    choice = project.apps[0]
+    app = prepare_app(choice.spec, choice.options, python, project.env)
     split = cpu_split(args)
     if args.port and LOCAL.port_in_use(args.port):
         # before the temporary folder exists, so that a refusal leaves nothing behind
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir=out,
         server_cpu_count=len(split.server_cpus),
         overrides=overrides[stacks[0].name],
+        interpreter=python,
+        env=project.env,
     )
     with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
         print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)

@@ -5,17 +5,19 @@ plan and its apps are written into results.json and read back to resume it.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from serverbench.apps.registry import BUILTIN_APPS, App
 from serverbench.observe.host_limits import CpuSplit
 from serverbench.plan.profiles import Profile
+from serverbench.plan.server_env import masked, unmasked
 from serverbench.results.inference import PrecisionGoal
-from serverbench.results.model import AppRecord, NotApplicable, PlanRecord, Role
+from serverbench.results.model import AppRecord, ConfigRecord, NotApplicable, PlanRecord, Role
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import interface_mismatch
+from serverbench.stacks.interpreter import Interpreter, own, probe
 
 REFERENCE_STACK = "nginx-static"
 EXTERNAL_STACK = "url"  # the stack name a --url target's runs are recorded under
@@ -48,6 +50,13 @@ class RunPlan:
     allow_remote: bool = False
     # --precision: after `repeats` rounds, more rounds for the cells not yet precise enough
     precision: PrecisionGoal | None = None
+    python: str | None = None  # the app's interpreter (--python); None: serverbench's own
+    env: Mapping[str, str] = field(default_factory=dict)  # for every server process (--env)
+    config: ConfigRecord | None = None  # the project configuration used, as recorded
+
+    @property
+    def interpreter(self) -> Interpreter:
+        return probe(self.python) if self.python else own()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +140,11 @@ def plan_record(plan: RunPlan) -> PlanRecord:
         url=plan.url,
         allow_remote=plan.allow_remote,
         precision=plan.precision,
+        python=plan.python,
+        python_version=plan.interpreter.version,
+        # values of secret-looking keys are never written
+        env=masked(plan.env),
+        config=plan.config,
     )
 
 
@@ -153,6 +167,9 @@ def plan_from_record(
         url=record.url,
         allow_remote=record.allow_remote,
         precision=record.precision,
+        python=record.python,
+        env=unmasked(record.env),
+        config=record.config,
     )
 
 

@@ -175,14 +175,19 @@ def load_profile_file(path: Path) -> dict[str, Profile]:
     tables = data.get("profiles", {})
     if not isinstance(tables, dict):
         raise UsageError(f"{path}: [profiles] must be a table of tables, e.g. [profiles.mine]")
-    return {name: _profile_from_table(name, table, path) for name, table in tables.items()}
+    return profiles_from_tables(tables, path)
+
+
+def profiles_from_tables(tables: Mapping[str, Any], source: object) -> dict[str, Profile]:
+    """Profiles from `[profiles.NAME]` tables (of a TOML file or the project's configuration)."""
+    return {name: _profile_from_table(name, table, source) for name, table in tables.items()}
 
 
 _FIELDS = {"threads": int, "connections": int, "duration_s": float, "warmup_s": float}
 _FIELDS |= {"timeout_s": float, "primer_s": float, "description": str}
 
 
-def _profile_from_table(name: str, table: Any, path: Path) -> Profile:
+def _profile_from_table(name: str, table: Any, path: object) -> Profile:
     if not isinstance(table, dict):
         raise UsageError(f"{path}: [profiles.{name}] must be a table")
     base_name = table.get("base", "quick-moderate")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from serverbench.apps.importer import inspect_app
 from serverbench.apps.registry import DEFAULT_APP, App, UserAppOptions, resolve_app
 from serverbench.errors import UsageError
 from serverbench.stacks import SEED_STACKS, STACKS, get_stack
 from serverbench.stacks.base import Stack
+from serverbench.stacks.interpreter import Interpreter
 
 
 def select_stacks(
@@ -58,6 +59,11 @@ def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, 
     return per_stack
 
 
-def prepare_app(spec: str | None, options: UserAppOptions) -> App:
+def prepare_app(
+    spec: str | None,
+    options: UserAppOptions,
+    python: Interpreter | None = None,
+    env: Mapping[str, str] | None = None,
+) -> App:
     app = resolve_app(spec or DEFAULT_APP, options)
-    return inspect_app(app, interface_given=options.interface is not None)
+    return inspect_app(app, interface_given=options.interface is not None, python=python, env=env)

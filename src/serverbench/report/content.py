@@ -111,7 +111,22 @@ def introduction(document: ResultsDocument, facts: Sequence[Facts]) -> list[Bloc
             f"{ok} of {len(facts)} stack x app x profile cells produced a measurement."
         ),
         Paragraph(text="Command: `" + " ".join(document.command) + "`"),
+        *_project_blocks(document),
     ]
+
+
+def _project_blocks(document: ResultsDocument) -> list[Block]:
+    """The servers' interpreter, their environment and the project configuration, when given."""
+    plan = document.plan
+    lines = []
+    if plan.python:
+        lines.append(f"Servers ran with `{plan.python}` (Python {plan.python_version or '?'}).")
+    if plan.env:
+        pairs = ", ".join(f"`{key}={value}`" for key, value in sorted(plan.env.items()))
+        lines.append(f"Server environment: {pairs} (secret values are not recorded).")
+    if plan.config is not None:
+        lines.append(f"Configuration read from `{plan.config.source}`.")
+    return [Paragraph(text=" ".join(lines))] if lines else []
 
 
 def _app_blocks(document: ResultsDocument, name: str, info: AppRecord) -> list[Block]:

@@ -23,6 +23,7 @@ from serverbench.observe.host_limits import CpuSplit
 from serverbench.observe.noise import NoiseWindow
 from serverbench.observe.sampler import Usage
 from serverbench.plan.capacity import CapacityPlan, CapacityRecord
+from serverbench.plan.config import AppEntry, Slo
 from serverbench.plan.profiles import Profile
 from serverbench.results.inference import PrecisionGoal
 
@@ -270,6 +271,10 @@ class PlanRecord:
     url: str | None = None
     allow_remote: bool = False
     precision: PrecisionGoal | None = None  # run --precision
+    python: str | None = None  # the servers' interpreter (--python); None: serverbench's own
+    python_version: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # secret-looking values written as ***
+    config: ConfigRecord | None = None  # the project configuration the run read, if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,6 +291,25 @@ class NotReached:
 class PrecisionOutcome:
     elapsed_s: float
     not_reached: tuple[NotReached, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigRecord:
+    """The project configuration a run used ([tool.serverbench] or serverbench.toml), as read:
+    apps with their defaults filled in, paths absolute, environment values masked."""
+
+    source: str
+    apps: tuple[AppEntry, ...] = ()
+    app_dir: str | None = None
+    stacks: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
+    profile_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeats: int | None = None
+    settings: tuple[str, ...] = ()
+    python: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    slo: Slo | None = None
+    out: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -26,6 +26,7 @@ from serverbench.stacks.base import (
     TcpEndpoint,
     interface_mismatch,
 )
+from serverbench.stacks.interpreter import Interpreter, own
 
 READY_TIMEOUT_S = 30.0
 
@@ -38,9 +39,14 @@ def stack_context(
     overrides: Mapping[str, str],
     port: int | None = None,
     host: Host = LOCAL,
+    interpreter: Interpreter | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> StackContext:
-    """What a stack plugin needs to build its plan, on `host` (a free port unless given)."""
+    """What a stack plugin needs to build its plan, on `host` (a free port unless given), with
+    the servers' interpreter (serverbench's own unless given) and the user's environment."""
     return StackContext(
+        interpreter=interpreter or own(),
+        env=env or {},
         app=app,
         host=host.bind_address,
         port=port or host.free_port(),
@@ -52,7 +58,7 @@ def stack_context(
 
 
 def check_usable(stack: Stack, ctx: StackContext) -> None:
-    reason = stack.unavailable_reason()
+    reason = stack.unavailable_reason(ctx.interpreter)
     if reason is not None:
         raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
     mismatch = interface_mismatch(stack, ctx.app)

@@ -22,7 +22,7 @@ from serverbench.results.model import ResultsDocument, StackRecord
 from serverbench.results.store import SCHEMA_VERSION
 from serverbench.run.url_target import EXTERNAL_NOTE
 from serverbench.stacks import get_stack
-from serverbench.stacks.base import package_versions
+from serverbench.stacks.interpreter import Interpreter
 
 DOCTOR_SAMPLE_S = 0.5  # watching steal and busy processes before the run
 
@@ -31,15 +31,16 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def stack_record(name: str) -> StackRecord:
+def stack_record(name: str, python: Interpreter) -> StackRecord:
+    """A stack as the run will use it: versions and availability in the servers' interpreter."""
     stack = get_stack(name)
     return StackRecord(
         summary=stack.summary,
         model=stack.model,
         interfaces=tuple(sorted(stack.interfaces)),
-        packages=dict(package_versions(stack.packages)),
+        packages={name: version for name, version in python.versions(stack.packages).items()},
         setting_sources={s.name: s.source for s in stack.settings},
-        unavailable=stack.unavailable_reason(),
+        unavailable=stack.unavailable_reason(python),
         variant_of=stack.variant_of,
         keeps_alive=stack.keeps_alive,
     )
@@ -57,7 +58,7 @@ def new_document(plan: RunPlan, command: Sequence[str]) -> ResultsDocument:
             url=plan.url,
         )
     for name in (*plan.stack_names, *((REFERENCE_STACK,) if plan.references else ())):
-        stacks[name] = stack_record(name)
+        stacks[name] = stack_record(name, plan.interpreter)
     max_connections = max(p.connections for p in plan.profiles)
     # the doctor's checks (`serverbench doctor`) for the heaviest profile, recorded and warned
     findings = diagnose(read_host_facts(DOCTOR_SAMPLE_S), max_connections)

@@ -242,7 +242,9 @@ class Runner:
                 continue
             progress.note(f"measuring {app.name}'s own cost per request in-process")
             try:
-                cost = measure_in_process_cost(app, duration_s=2.0)
+                cost = measure_in_process_cost(
+                    app, duration_s=2.0, python=self.plan.interpreter, env=self.plan.env
+                )
             except AppError as error:
                 costs[app.name] = AppCost(error=str(error))
             else:
@@ -334,6 +336,8 @@ class Runner:
             server_cpu_count=len(self.plan.split.server_cpus),
             overrides=self.plan.overrides.get(job.stack, {}),
             host=self.host,
+            interpreter=self.plan.interpreter,
+            env=self.plan.env,
         )
         check_usable(stack, ctx)
         with running_stack(

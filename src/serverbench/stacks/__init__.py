@@ -28,6 +28,22 @@ STACKS: dict[str, str] = {
     "gunicorn-asgi": "serverbench.stacks.gunicorn_variants:GunicornAsgi",
 }
 SEED_STACKS: tuple[str, ...] = ("gunicorn", "uvicorn", "bjoern")
+# the pip extra of serverbench that installs each stack's servers (pyproject.toml)
+EXTRAS: dict[str, str] = {
+    "gunicorn": "gunicorn",
+    "uvicorn": "uvicorn",
+    "bjoern": "bjoern",
+    "nginx-gunicorn": "gunicorn",
+    "nginx-bjoern": "bjoern",
+    "granian": "granian",
+    "hypercorn": "hypercorn",
+    "waitress": "waitress",
+    "uwsgi": "uwsgi",
+    "gunicorn-gthread": "gunicorn",
+    "gunicorn-gevent": "gevent",
+    "gunicorn-uvicorn": "uvicorn-worker",
+    "gunicorn-asgi": "uvicorn",
+}
 
 
 def get_stack(name: str) -> Stack:

@@ -8,18 +8,17 @@ ready. `lifecycle.py` is the only place that acts on a plan.
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import shutil
 import signal
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 from serverbench.apps.registry import App, Interface
 from serverbench.errors import UsageError
+from serverbench.stacks.interpreter import Interpreter
 
 SettingValue = int | str | bool
 
@@ -81,7 +80,12 @@ class StackContext:
     server_cpu_count: int  # CPUs the stack may use: worker defaults follow it
     ports: Callable[[], int]  # more ports for a topology's internal backends
     overrides: Mapping[str, str] = field(default_factory=dict)
-    python: str = sys.executable
+    interpreter: Interpreter  # what the servers run with: serverbench's own or the app's
+    env: Mapping[str, str] = field(default_factory=dict)  # the user's --env / config env
+
+    @property
+    def python(self) -> str:
+        return self.interpreter.executable
 
     @property
     def front(self) -> TcpEndpoint:
@@ -140,8 +144,8 @@ class Stack(Protocol):
     packages: ClassVar[tuple[str, ...]]  # distributions whose versions a result records
     settings: ClassVar[tuple[Setting, ...]]
 
-    def unavailable_reason(self) -> str | None:
-        """None when usable here; otherwise why not and how to fix it."""
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        """None when usable with `python` here; otherwise why not and how to fix it."""
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         """The processes that serve ctx.app on ctx.front. Must not spawn anything."""
@@ -198,39 +202,18 @@ def _parse(stack_name: str, setting: Setting, raw: str) -> SettingValue:
     return raw
 
 
-def module_missing(*modules: str) -> str | None:
-    """The first module of `modules` that cannot be imported, if any."""
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            return module
-    return None
-
-
-def missing_module_reason(module: str, requirement: str) -> str:
-    return f"Python module {module} is not installed; run: .venv/bin/pip install '{requirement}'"
-
-
 def missing_tool_reason(tool: str, package: str) -> str | None:
     if shutil.which(tool) is None:
         return f"{tool} is not on PATH; install it: apt-get install {package}"
     return None
 
 
-def package_versions(names: tuple[str, ...]) -> dict[str, str]:
-    versions: dict[str, str] = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def app_env(ctx: StackContext) -> dict[str, str]:
-    """Environment every server process of the stack gets, so a user's app imports."""
-    env: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
-    if ctx.app.search_path:
-        env["PYTHONPATH"] = ctx.app.search_path
+    """Environment every server process of the stack gets, so a user's app imports and is set up."""
+    env: dict[str, str] = {**ctx.env, "PYTHONUNBUFFERED": "1"}
+    path = [p for p in (ctx.app.search_path, ctx.interpreter.server_pythonpath()) if p]
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(path)
     return env
 
 
@@ -242,8 +225,7 @@ def asgi_target(ctx: StackContext, env: dict[str, str]) -> tuple[str, tuple[str,
     if ctx.app.interface == "asgi":
         return ctx.app.import_string, ()
     env["SERVERBENCH_WSGI_APP"] = ctx.app.import_string
-    versions = package_versions(("a2wsgi",))
-    adapter = f"a2wsgi.WSGIMiddleware (a2wsgi {versions.get('a2wsgi', '?')})"
+    adapter = f"a2wsgi.WSGIMiddleware (a2wsgi {ctx.interpreter.version_of('a2wsgi') or '?'})"
     return WSGI_AS_ASGI, (f"WSGI app served through {adapter}",)
 
 
@@ -268,4 +250,4 @@ def unix_socket(ctx: StackContext, name: str) -> UnixEndpoint:
 
 def venv_tool(ctx: StackContext, tool: str) -> str:
     """A console script installed next to the stack's Python (for servers with no `-m`)."""
-    return str(Path(ctx.python).parent / tool)
+    return ctx.interpreter.tool(tool)

@@ -12,12 +12,11 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
 )
+from serverbench.stacks.interpreter import Interpreter
 
-INSTALL_HINT = "apt-get install libev-dev && .venv/bin/pip install bjoern"
+INSTALL_HINT = "needs libev: apt-get install libev-dev"
 
 
 def bjoern_argv(ctx: StackContext, port: int, processes: int, backlog: int) -> tuple[str, ...]:
@@ -57,9 +56,11 @@ class Bjoern:
         count("backlog", 1024, "listen backlog", "bjoern default 1024"),
     )
 
-    def unavailable_reason(self) -> str | None:
-        if module_missing("bjoern"):
-            return missing_module_reason("bjoern", "bjoern") + f" (it compiles: {INSTALL_HINT})"
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        if python.missing("bjoern"):
+            return (
+                python.missing_module_reason("bjoern", "bjoern") + f" (it compiles: {INSTALL_HINT})"
+            )
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

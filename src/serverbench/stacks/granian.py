@@ -12,11 +12,10 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
     workers_per_cpu,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 README = "https://github.com/emmett-framework/granian#workers-and-threads"
 
@@ -56,9 +55,9 @@ class Granian:
         ),
     )
 
-    def unavailable_reason(self) -> str | None:
-        if module_missing("granian"):
-            return missing_module_reason("granian", "granian")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        if python.missing("granian"):
+            return python.missing_module_reason("granian", "granian")
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

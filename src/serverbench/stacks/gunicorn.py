@@ -18,10 +18,9 @@ from serverbench.stacks.base import (
     app_env,
     backlog_default,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 DOCS = "https://docs.gunicorn.org/en/stable/design.html#how-many-workers"
 
@@ -61,9 +60,9 @@ def sync_workers_default(ctx: StackContext) -> int:
     return 2 * ctx.server_cpu_count + 1
 
 
-def gunicorn_unavailable_reason() -> str | None:
-    if module_missing("gunicorn"):
-        return missing_module_reason("gunicorn", "gunicorn==27.0.1")
+def gunicorn_unavailable_reason(python: Interpreter) -> str | None:
+    if python.missing("gunicorn"):
+        return python.missing_module_reason("gunicorn", "gunicorn==27.0.1")
     return None
 
 
@@ -95,8 +94,8 @@ class Gunicorn:
         KEEP_ALIVE,
     )
 
-    def unavailable_reason(self) -> str | None:
-        return gunicorn_unavailable_reason()
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        return gunicorn_unavailable_reason(python)
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)

@@ -6,7 +6,6 @@ options of that class. ASGI workers serve a WSGI app through a2wsgi (`base.asgi_
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -21,8 +20,6 @@ from serverbench.stacks.base import (
     asgi_target,
     choice,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
     workers_per_cpu,
 )
@@ -33,6 +30,7 @@ from serverbench.stacks.gunicorn import (
     gunicorn_argv,
     gunicorn_unavailable_reason,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 SETTINGS_DOCS = "https://docs.gunicorn.org/en/stable/settings.html"
 
@@ -82,8 +80,8 @@ class GunicornGthread:
         KEEP_ALIVE,
     )
 
-    def unavailable_reason(self) -> str | None:
-        return gunicorn_unavailable_reason()
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        return gunicorn_unavailable_reason(python)
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)
@@ -112,12 +110,12 @@ class GunicornGevent:
         KEEP_ALIVE,
     )
 
-    def unavailable_reason(self) -> str | None:
-        missing = module_missing("gevent", "packaging")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        missing = python.missing("gevent", "packaging")
         if missing:
             # gunicorn 27 imports packaging for -k gevent; gunicorn[gevent] brings both
-            return missing_module_reason(missing, "gunicorn[gevent]==27.0.1")
-        return gunicorn_unavailable_reason()
+            return python.missing_module_reason(missing, "gunicorn[gevent]==27.0.1")
+        return gunicorn_unavailable_reason(python)
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)
@@ -164,11 +162,13 @@ class GunicornUvicorn:
         ),
     )
 
-    def unavailable_reason(self) -> str | None:
-        missing = module_missing("uvicorn_worker", "uvloop", "httptools", "a2wsgi")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        missing = python.missing("uvicorn_worker", "uvloop", "httptools", "a2wsgi")
         if missing:
-            return missing_module_reason(missing, "uvicorn-worker' 'uvicorn[standard]' 'a2wsgi")
-        return gunicorn_unavailable_reason()
+            return python.missing_module_reason(
+                missing, "uvicorn-worker", "uvicorn[standard]", "a2wsgi"
+            )
+        return gunicorn_unavailable_reason(python)
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)
@@ -176,8 +176,9 @@ class GunicornUvicorn:
         return _plan(ctx, settings, worker_args, asgi=True)
 
 
-def _has_native_asgi_worker() -> bool:
-    return importlib.util.find_spec("gunicorn.workers.gasgi") is not None
+def _has_native_asgi_worker(python: Interpreter) -> bool:
+    version = python.version_of("gunicorn") or "0"
+    return int(version.partition(".")[0]) >= 27  # gunicorn.workers.gasgi came with 27
 
 
 class GunicornAsgi:
@@ -205,18 +206,18 @@ class GunicornAsgi:
         ),
     )
 
-    def unavailable_reason(self) -> str | None:
-        reason = gunicorn_unavailable_reason()
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        reason = gunicorn_unavailable_reason(python)
         if reason is not None:
             return reason
-        if not _has_native_asgi_worker():
+        if not _has_native_asgi_worker(python):
             return (
                 "the installed gunicorn has no native asgi worker (gunicorn 27 has it); "
-                "run: .venv/bin/pip install 'gunicorn==27.0.1'"
+                f"run: {python.pip_install('gunicorn==27.0.1')}"
             )
-        missing = module_missing("uvloop", "a2wsgi")
+        missing = python.missing("uvloop", "a2wsgi")
         if missing:
-            return missing_module_reason(missing, "uvicorn[standard]' 'a2wsgi")
+            return python.missing_module_reason(missing, "uvicorn[standard]", "a2wsgi")
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

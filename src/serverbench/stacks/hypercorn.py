@@ -14,11 +14,10 @@ from serverbench.stacks.base import (
     backlog_default,
     choice,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
     workers_per_cpu,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 
 class Hypercorn:
@@ -57,10 +56,10 @@ class Hypercorn:
         count("keep_alive", 5, "--keep-alive seconds", "hypercorn default", minimum=0),
     )
 
-    def unavailable_reason(self) -> str | None:
-        missing = module_missing("hypercorn", "uvloop")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        missing = python.missing("hypercorn", "uvloop")
         if missing:
-            return missing_module_reason(missing, "hypercorn[uvloop]")
+            return python.missing_module_reason(missing, "hypercorn[uvloop]")
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

@@ -29,6 +29,7 @@ from serverbench.stacks.base import (
     resolve_settings,
     workers_per_cpu,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 NGINX = "/usr/sbin/nginx"
 
@@ -204,7 +205,7 @@ class NginxStatic:
         count("backlog", 4096, "listen backlog", "serverbench"),
     )
 
-    def unavailable_reason(self) -> str | None:
+    def unavailable_reason(self, python: Interpreter) -> str | None:
         return nginx_unavailable_reason()
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

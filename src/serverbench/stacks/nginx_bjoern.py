@@ -12,12 +12,11 @@ from serverbench.stacks.base import (
     TcpEndpoint,
     app_env,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
     workers_per_cpu,
 )
 from serverbench.stacks.bjoern import INSTALL_HINT, bjoern_argv
+from serverbench.stacks.interpreter import Interpreter
 from serverbench.stacks.nginx import (
     nginx_component,
     nginx_settings,
@@ -56,11 +55,13 @@ class NginxBjoern:
         ),
     )
 
-    def unavailable_reason(self) -> str | None:
-        if module_missing("bjoern"):
-            return missing_module_reason("bjoern", "bjoern") + f" (it compiles: {INSTALL_HINT})"
-        if module_missing("supervisor"):
-            return missing_module_reason("supervisor", "supervisor")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        if python.missing("bjoern"):
+            return (
+                python.missing_module_reason("bjoern", "bjoern") + f" (it compiles: {INSTALL_HINT})"
+            )
+        if python.missing("supervisor"):
+            return python.missing_module_reason("supervisor", "supervisor")
         return nginx_unavailable_reason()
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

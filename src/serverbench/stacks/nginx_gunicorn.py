@@ -23,6 +23,7 @@ from serverbench.stacks.gunicorn import (
     gunicorn_unavailable_reason,
     sync_workers_default,
 )
+from serverbench.stacks.interpreter import Interpreter
 from serverbench.stacks.nginx import (
     nginx_component,
     nginx_settings,
@@ -69,8 +70,8 @@ class NginxGunicorn:
         ),
     )
 
-    def unavailable_reason(self) -> str | None:
-        return nginx_unavailable_reason() or gunicorn_unavailable_reason()
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        return nginx_unavailable_reason() or gunicorn_unavailable_reason(python)
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
         settings = resolve_settings(self, ctx)

@@ -15,11 +15,10 @@ from serverbench.stacks.base import (
     backlog_default,
     choice,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
     workers_per_cpu,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 
 class Uvicorn:
@@ -52,10 +51,10 @@ class Uvicorn:
         choice("http", ("httptools", "h11"), "httptools", "HTTP parser", "uvicorn[standard]"),
     )
 
-    def unavailable_reason(self) -> str | None:
-        missing = module_missing("uvicorn", "uvloop", "httptools", "a2wsgi")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        missing = python.missing("uvicorn", "uvloop", "httptools", "a2wsgi")
         if missing:
-            return missing_module_reason(missing, "uvicorn[standard]' 'a2wsgi")
+            return python.missing_module_reason(missing, "uvicorn[standard]", "a2wsgi")
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:

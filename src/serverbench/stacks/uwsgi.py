@@ -12,7 +12,6 @@ docs give the same advice: `--http` when clients reach uWSGI directly.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,6 +27,7 @@ from serverbench.stacks.base import (
     venv_tool,
     workers_per_cpu,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 THINGS_TO_KNOW = "https://uwsgi-docs.readthedocs.io/en/latest/ThingsToKnow.html"
 
@@ -61,11 +61,11 @@ class Uwsgi:
         ),
     )
 
-    def unavailable_reason(self) -> str | None:
-        if not (Path(sys.executable).parent / "uwsgi").exists():
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        if not Path(python.tool("uwsgi")).exists():
             return (
-                "the uwsgi program is not installed next to this Python; run: "
-                ".venv/bin/pip install uwsgi (it compiles: needs gcc and the Python headers)"
+                f"the uwsgi program is not installed next to {python.executable}; run: "
+                f"{python.pip_install('uwsgi')} (it compiles: needs gcc and the Python headers)"
             )
         return None
 

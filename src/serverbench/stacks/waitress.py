@@ -12,10 +12,9 @@ from serverbench.stacks.base import (
     StackContext,
     app_env,
     count,
-    missing_module_reason,
-    module_missing,
     resolve_settings,
 )
+from serverbench.stacks.interpreter import Interpreter
 
 
 class Waitress:
@@ -40,9 +39,9 @@ class Waitress:
         count("backlog", 1024, "listen backlog", "waitress default 1024"),
     )
 
-    def unavailable_reason(self) -> str | None:
-        if module_missing("waitress"):
-            return missing_module_reason("waitress", "waitress")
+    def unavailable_reason(self, python: Interpreter) -> str | None:
+        if python.missing("waitress"):
+            return python.missing_module_reason("waitress", "waitress")
         return None
 
     def plan(self, ctx: StackContext) -> LaunchPlan:
