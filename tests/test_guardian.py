@@ -121,12 +121,12 @@ def test_a_child_started_off_the_main_thread_gets_no_parent_death_signal() -> No
     thread = threading.Thread(target=lambda: found.update(guardian.popen_options()))
     thread.start()
     thread.join()
-    assert found == {"start_new_session": True}
-    assert "preexec_fn" in guardian.popen_options()
+    assert found == {"start_new_session": True, "preexec_fn": None}
+    assert guardian.popen_options()["preexec_fn"] is not None
 
 
 def test_a_child_adopted_after_it_exited_is_not_watched() -> None:
-    child = subprocess.Popen(["true"], **guardian.popen_options())  # type: ignore[call-overload]
+    child = subprocess.Popen(["true"], **guardian.popen_options())
     child.wait()
     guardian.adopt(child.pid)
     assert child.pid not in guardian.watched()
@@ -134,7 +134,7 @@ def test_a_child_adopted_after_it_exited_is_not_watched() -> None:
 
 
 def test_shutdown_kills_what_is_left_and_ends_the_guardian(tmp_path: Path) -> None:
-    child = subprocess.Popen(  # type: ignore[call-overload]
+    child = subprocess.Popen(
         [sys.executable, "-c", FORKER, str(tmp_path)], **guardian.popen_options()
     )
     guardian.adopt(child.pid)

@@ -137,7 +137,7 @@ def wait_for_members(sid: int, count: int) -> list[guardian.Member]:
 def test_sessions_started_while_holding_are_written_to_the_ledger(tmp_path: Path) -> None:
     path = tmp_path / "serverbench.lock"
     with lock.machine_lock("serverbench run", wait=False, path=path):
-        child = subprocess.Popen(  # type: ignore[call-overload]
+        child = subprocess.Popen(
             [sys.executable, "-c", "import time; time.sleep(600)"], **guardian.popen_options()
         )
         guardian.adopt(child.pid)

@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from serverbench.run.log_cap import LogCap, LogSize, cut, heavy_writers
+from serverbench.results.model import LogSize
+from serverbench.run.log_cap import LogCap, cut, heavy_writers
 
 
 def test_a_log_over_the_limit_keeps_its_head_and_tail_with_a_marker(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from serverbench.apps.registry import DEFAULT_APP
+from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
@@ -26,17 +27,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("check", help="start, verify and stop each stack")
     add_stack_options(parser, many=True)
     add_app_options(parser, many=True)
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     stacks = select_stacks(args.stack, default=list(STACKS))
-    overrides = parse_overrides(args.set, stacks)
-    apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
     split = cpu_split(args)
+    overrides = parse_overrides(
+        args.set, stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+    )
+    apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
     rows: list[list[str]] = []
     failed = 0
-    with tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch:
+    with (
+        exclusive(args, args.argv),
+        tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch,
+    ):
         for app in apps:
             for stack in stacks:
                 ctx = stack_context(

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         metavar="PCT",
         help="exit 1 when a matching entry is significantly slower and its whole confidence "
-        "interval lies beyond a loss of PCT %% of its req/s",
+        "interval lies beyond a loss of PCT %% of its req/s, or when nothing could be compared",
     )
     parser.add_argument(
         "--run-drift",
@@ -42,6 +42,14 @@ def run(args: argparse.Namespace) -> int:
     print(render_comparison(comparison, str(results_path(a)), str(results_path(b))))
     if args.fail_if_slower is None:
         return 0
+    if not any(delta.rps_change_pct is not None for delta in comparison.deltas):
+        # a CI gate that compared nothing must not pass
+        print(
+            "error: nothing was compared: no stack/app/profile has a throughput in both files; "
+            "compare runs of the same stacks, apps and profiles",
+            file=sys.stderr,
+        )
+        return 1
     slower = comparison.slower_than(args.fail_if_slower)
     for delta in slower:
         stack, app, profile = delta.key

@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
@@ -25,35 +26,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_app_options(parser, many=False)
     parser.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     parser.add_argument("--out", help="folder for configs and logs (default: a new temporary one)")
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     stacks = select_stacks([args.stack])
-    overrides = parse_overrides(args.set, stacks)
-    app = prepare_app(args.app, app_options(args))
     split = cpu_split(args)
+    overrides = parse_overrides(
+        args.set, stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+    )
+    app = prepare_app(args.app, app_options(args))
     if args.port and LOCAL.port_in_use(args.port):
         # before the temporary folder exists, so that a refusal leaves nothing behind
         raise UsageError(
             f"port {args.port} is already in use on 127.0.0.1; "
             "stop what listens there or pick another with --port"
         )
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
-    ctx = stack_context(
-        app,
-        port=args.port,
-        run_dir=out,
-        server_cpu_count=len(split.server_cpus),
-        overrides=overrides[stacks[0].name],
-    )
-    with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
-        print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)
-        for name, command in running.commands().items():
-            print(f"  {name}: {' '.join(command)}")
-        print(f"logs in {out}; press Ctrl-C to stop", flush=True)
-        while True:
-            gone = running.exited()
-            if gone is not None:
-                raise ServerbenchError(f"{running.name} stopped: {gone}")
-            time.sleep(0.5)
+    with exclusive(args, args.argv):
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
+        ctx = stack_context(
+            app,
+            port=args.port,
+            run_dir=out,
+            server_cpu_count=len(split.server_cpus),
+            overrides=overrides[stacks[0].name],
+        )
+        with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
+            print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)
+            for name, command in running.commands().items():
+                print(f"  {name}: {' '.join(command)}")
+            print(f"logs in {out}; press Ctrl-C to stop", flush=True)
+            while True:
+                gone = running.exited()
+                if gone is not None:
+                    raise ServerbenchError(f"{running.name} stopped: {gone}")
+                time.sleep(0.5)

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 PR_SET_PDEATHSIG = 1
 KILL_ROUNDS_S = 3.0  # how long the guardian keeps killing processes forked meanwhile
@@ -177,15 +178,21 @@ def _set_pdeathsig_checked(parent: int) -> Callable[[], None]:
     return preexec
 
 
-def popen_options() -> dict[str, object]:
-    """Keyword arguments for subprocess.Popen/run that make the child die with serverbench.
+class PopenOptions(TypedDict):
+    start_new_session: bool
+    preexec_fn: Callable[[], None] | None
+
+
+def popen_options() -> PopenOptions:
+    """Keyword arguments for subprocess.Popen that make the child die with serverbench.
 
     The caller must pass the new process's pid to `adopt()` right after the spawn.
     """
-    options: dict[str, object] = {"start_new_session": True}
-    if threading.current_thread() is threading.main_thread():
-        options["preexec_fn"] = _set_pdeathsig_checked(os.getpid())
-    return options
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    return PopenOptions(
+        start_new_session=True,
+        preexec_fn=_set_pdeathsig_checked(os.getpid()) if on_main_thread else None,
+    )
 
 
 def adopt(pid: int) -> None:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from serverbench.results.model import LogSize
 
 LIMIT_BYTES = 32 * 1024 * 1024
 HEAD_BYTES = 1024 * 1024
@@ -30,16 +31,6 @@ TAIL_BYTES = 1024 * 1024
 INTERVAL_S = 0.25
 # above this many bytes per second during the measured window, the report warns
 HEAVY_BYTES_PER_S = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogSize:
-    written_bytes: int  # what the process wrote, cut parts included (at least this much)
-    cut_bytes: int  # removed to keep the file under the limit
-
-    @property
-    def kept_bytes(self) -> int:
-        return self.written_bytes - self.cut_bytes
 
 
 def _marker(cut_bytes: int, limit_bytes: int) -> bytes:
