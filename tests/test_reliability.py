@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,10 +89,18 @@ def killer() -> Iterator[list[subprocess.Popen[str]]]:
 # --- nothing left behind, even after kill -9 ----------------------------------------------
 
 
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A results folder with a short path: nginx-gunicorn's unix socket path must fit 107 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="sb-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_kill_9_of_a_run_with_servers_up_leaves_nothing_and_resume_takes_over(
-    tmp_path: Path, killer: list[subprocess.Popen[str]]
+    short_dir: Path, killer: list[subprocess.Popen[str]]
 ) -> None:
-    out = tmp_path / "results"
+    out = short_dir / "results"
     child = start(
         "run", *FAST, "--stack", "nginx-gunicorn", "--no-references", "--duration", "3",
         "--out", str(out),
@@ -99,6 +109,7 @@ def test_kill_9_of_a_run_with_servers_up_leaves_nothing_and_resume_takes_over(
     seen: dict[int, psutil.Process] = {}
 
     def servers_up() -> bool:
+        assert child.poll() is None, child.communicate()
         tree = descendants(child.pid)
         seen.update((p.pid, p) for p in tree)
         running = " ".join(names(tree))
@@ -169,8 +180,8 @@ def test_check_is_refused_while_a_run_holds_the_machine(
     first = start("serve", "--stack", "bjoern")
     killer.append(first)
     assert first.stdout is not None
-    wait_until(lambda: (Path(os.environ[LOCK_DIR_ENV]) / "serverbench.lock").stat().st_size > 0,
-               30, "serve taking the lock")  # fmt: skip
+    lock_file = Path(os.environ[LOCK_DIR_ENV]) / "serverbench.lock"
+    wait_until(lambda: lock_file.exists() and lock_file.stat().st_size > 0, 30, "serve locking")
     refused = run_cli("check", "--stack", "bjoern")
     assert refused.returncode == 1
     assert "this machine is busy with `serverbench serve --stack bjoern`" in refused.stderr
@@ -272,6 +283,7 @@ def test_inputs_that_cannot_give_a_measurement_are_refused(
 
 PICKY = """\
 import sys
+import tempfile
 if 'gunicorn' in sys.modules:
     raise RuntimeError('no gunicorn for me')
 def app(environ, start_response):
@@ -317,6 +329,7 @@ def app(environ, start_response):
 
 CHATTY = """\
 import sys
+import tempfile
 def app(environ, start_response):
     print('x' * 4000, file=sys.stderr, flush=True)
     start_response('200 OK', [('Content-Type', 'application/json')])
@@ -348,7 +361,11 @@ def test_slow_calls_are_told_apart_from_a_slow_import_and_the_timeout_is_explain
     tmp_path: Path,
 ) -> None:
     started = time.monotonic()
-    document = app_run(tmp_path, SLOW, "bjoern", "--warmup", "0", "--timeout", "2")
+    # two connections: bjoern answers one request at a time, each queued one costs 3 s after
+    document = app_run(
+        tmp_path, SLOW, "bjoern", "--warmup", "0", "--timeout", "2", "--threads", "1",
+        "--connections", "2",
+    )  # fmt: skip
     assert time.monotonic() - started < 60
     cost = document["references"]["app_cost"]["userapp:app"]  # type: ignore[index]
     assert "import" not in cost.get("error", "")
