@@ -125,7 +125,7 @@ class OwnerLock:
         os.close(self._fd)  # closing drops the flock
 
 
-def _open(path: Path, what: str) -> int:
+def _open(path: Path, what: str, *, public: bool) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -134,9 +134,10 @@ def _open(path: Path, what: str) -> int:
             f"cannot open {what} {path} ({error.strerror}); make it writable for this user, "
             f"or point {LOCK_DIR_ENV} at a folder that is"
         ) from None
-    # readable by all (under our umask 077 it would not be), so anyone can see who holds it
-    with contextlib.suppress(OSError):
-        os.fchmod(fd, 0o644)
+    if public:
+        # readable by all (under our umask 077 it would not be), so anyone can see who holds it
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o644)
     return fd
 
 
@@ -148,6 +149,7 @@ def acquire(
     busy: Callable[[Owner | None], str],
     wait: bool = False,
     on_wait: Callable[[Owner | None], None] | None = None,
+    public: bool = False,
 ) -> tuple[OwnerLock, Takeover | None]:
     """Take the lock at path for this process.
 
@@ -155,7 +157,7 @@ def acquire(
     on_wait(owner) and block until it is free. Sessions this process starts from now on are
     written to the lock's ledger until release().
     """
-    fd = _open(path, what)
+    fd = _open(path, what, public=public)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -206,6 +208,7 @@ def machine_lock(
         command=command,
         what="the machine lock",
         busy=_machine_busy,
+        public=True,
         wait=wait,
         on_wait=on_wait,
     )
