@@ -95,7 +95,7 @@ def test_kill_9_of_the_parent_leaves_no_process_of_its_sessions(tmp_path: Path) 
         nginx_argv(tmp_path / "nginx"),
         [
             sys.executable, "-m", "gunicorn", "-w", "3", "-b", f"127.0.0.1:{free_port()}",
-            "serverbench.seedapps.flask_app:app",
+            "serverbench.apps.builtin.flask_app:app",
         ],
         [sys.executable, "-c", FORKER, str(tmp_path)],
     ]  # fmt: skip
