@@ -385,6 +385,7 @@ def test_an_app_that_logs_on_every_request_is_capped_and_warned_about(tmp_path: 
     logs = run["logs"]
     assert logs["gunicorn"]["written_bytes"] > 1_000_000
     assert any("to its log during the 2 s measurement" in w for w in run["warnings"])
+    assert "to its log during the 2 s measurement" in (tmp_path / "out" / "report.md").read_text()
     log = next((tmp_path / "out" / "logs").glob("*/gunicorn.log"))
     assert log.stat().st_size <= 40 * 1024 * 1024
 
