@@ -222,10 +222,17 @@ def _asgi_caller(app: Any, path: str) -> Callable[[], Any]:
     return call
 
 
-def _batch(call_s: float) -> int:
-    # calls between clock reads: 100 for an app that answers in under 10 ms, 1 for a slower
-    # one, so a slow app's measurement ends near its duration instead of 100 slow calls later
-    return 100 if call_s < 0.01 else 1
+def _batch(*, call_s: float) -> int:
+    # calls between clock reads: 100 for an app that answers in under 50 ms (the fastest of a
+    # few calls, so a busy machine does not decide), 1 for a slower one, so a slow app's
+    # measurement ends near its duration instead of 100 slow calls later
+    return 100 if call_s < 0.05 else 1
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 def _cost(import_string: str, interface: str, path: str, duration_s: float) -> dict[str, Any]:
@@ -235,10 +242,8 @@ def _cost(import_string: str, interface: str, path: str, duration_s: float) -> d
     print(_IMPORTED, flush=True)
     if interface == "wsgi":
         call = _wsgi_caller(app, path)
-        status = call()  # the first call pays for lazy set-up: time the second
-        second = time.perf_counter()
-        call()
-        batch = _batch(time.perf_counter() - second)
+        status = call()  # the first call pays for lazy set-up: time the next ones
+        batch = _batch(call_s=min(_timed(call) for _ in range(3)))
         calls, started = 0, time.perf_counter()
         while time.perf_counter() - started < duration_s:
             for _ in range(batch):
@@ -254,10 +259,13 @@ def _cost(import_string: str, interface: str, path: str, duration_s: float) -> d
     async_call = _asgi_caller(app, path)
 
     async def loop() -> dict[str, Any]:
-        status = await async_call()  # the first call pays for lazy set-up: time the second
-        second = time.perf_counter()
-        await async_call()
-        batch = _batch(time.perf_counter() - second)
+        status = await async_call()  # the first call pays for lazy set-up: time the next ones
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            await async_call()
+            times.append(time.perf_counter() - started)
+        batch = _batch(call_s=min(times))
         calls, started = 0, time.perf_counter()
         while time.perf_counter() - started < duration_s:
             for _ in range(batch):
