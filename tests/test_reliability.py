@@ -368,8 +368,8 @@ def test_slow_calls_are_told_apart_from_a_slow_import_and_the_timeout_is_explain
     )  # fmt: skip
     assert time.monotonic() - started < 60
     cost = document["references"]["app_cost"]["userapp:app"]  # type: ignore[index]
-    assert "import" not in cost.get("error", "")
-    assert cost["per_call_us"] >= 3e6 or "3.0 s per call" in cost.get("error", "")
+    assert cost["error"] is None  # neither "import took too long" nor a timeout
+    assert cost["per_call_us"] >= 3e6
     run = document["runs"][0]  # type: ignore[index]
     assert run["failure"]["kind"] == "no_good_responses"
     message = run["failure"]["message"]
