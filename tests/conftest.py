@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from serverbench.run import guardian
+
 LEFTOVER_GRACE_S = 3.0
 SERVERBENCH = [sys.executable, "-m", "serverbench"]
 
@@ -42,10 +44,19 @@ def processes_mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
+def _is_guardian(process: psutil.Process) -> bool:
+    try:
+        return "serverbench.run.guardian" in process.cmdline()
+    except psutil.Error:
+        return False
+
+
 def _leftovers(before: set[int], tmp_path: Path) -> list[psutil.Process]:
     candidates = {p.pid: p for p in _descendants() if p.pid not in before}
     candidates.update((p.pid, p) for p in processes_mentioning(str(tmp_path)))
-    return [p for p in candidates.values() if alive(p)]
+    # the guardian lives as long as serverbench: a test calling serverbench in-process ends it
+    # below, as the CLI does when it exits
+    return [p for p in candidates.values() if alive(p) and not _is_guardian(p)]
 
 
 def _describe(process: psutil.Process) -> str:
@@ -53,6 +64,13 @@ def _describe(process: psutil.Process) -> str:
         return f"pid {process.pid}: {' '.join(process.cmdline())}"
     except psutil.Error:
         return f"pid {process.pid}"
+
+
+@pytest.fixture(autouse=True)
+def own_machine_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own machine lock folder (its subprocesses inherit it): several suites run
+    on this machine at once, and the lock's own tests hold it on purpose."""
+    monkeypatch.setenv("SERVERBENCH_LOCK_DIR", str(tmp_path / "machine-lock"))
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +89,9 @@ def no_leftovers(tmp_path: Path) -> Iterator[None]:
         for process in left:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+        guardian.shutdown()
         pytest.fail("processes left behind:\n" + "\n".join(map(_describe, left)))
+    guardian.shutdown()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

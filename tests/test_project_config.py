@@ -169,7 +169,7 @@ def test_flags_override_the_file_and_the_file_fills_the_rest(
     assert project.python == str(tmp_path.resolve() / ".venv/bin/python")
     assert project.env["DEBUG"] == "1"
     assert project.env["DJANGO_SETTINGS_MODULE"] == "mysite.settings"
-    overrides = project.overrides(select_stacks(["uvicorn"]))
+    overrides = project.overrides(select_stacks(["uvicorn"]), server_cpus=1)
     # the file's gunicorn.workers is left out (gunicorn is not selected), backlog applies
     assert overrides == {"uvicorn": {"backlog": "512", "workers": "2"}}
     flags = resolve(_run_args("--stack", "bjoern", "--app", "x:y", "--repeats", "5"))

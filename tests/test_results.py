@@ -134,10 +134,12 @@ def test_an_older_schema_is_refused_with_a_clear_message(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("step", "error"),
-    [("fsync", KeyboardInterrupt), ("replace", OSError)],
+    ("step", "error", "raised"),
+    [("fsync", KeyboardInterrupt, KeyboardInterrupt), ("replace", OSError, ResultsError)],
 )
-def test_an_interrupted_write_never_replaces_the_file(monkeypatch, tmp_path: Path, step, error):
+def test_an_interrupted_write_never_replaces_the_file(
+    monkeypatch, tmp_path: Path, step, error, raised
+):
     path = tmp_path / "results.json"
     save(document(events=1), path)
 
@@ -145,7 +147,7 @@ def test_an_interrupted_write_never_replaces_the_file(monkeypatch, tmp_path: Pat
         raise error()
 
     monkeypatch.setattr(os, step, fail)
-    with pytest.raises(error):
+    with pytest.raises(raised):
         save(document(events=2), path)
     monkeypatch.undo()
     assert len(load(path).events) == 1

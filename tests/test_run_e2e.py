@@ -174,7 +174,10 @@ def test_resume_of_a_complete_run_is_refused(tmp_path: Path):
     complete = load(Path(__file__).parent / "data" / "results" / "smoke-3stacks.json")
     assert complete.status == "complete"
     save(complete, out / "results.json")
+    for report in ("report.md", "report.html"):
+        (out / report).write_text("")  # its reports were written (else --resume writes them)
     done = run_cli("run", "--resume", str(out))
     assert done.returncode == 1
     assert done.stderr.startswith("error: ")
     assert "nothing to resume" in done.stderr
+    assert f"serverbench report {out}" in done.stderr

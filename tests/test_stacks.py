@@ -262,7 +262,9 @@ def test_bad_setting_values_are_usage_errors(
 
 def test_parse_overrides_applies_a_bare_name_to_every_stack_that_has_it() -> None:
     stacks = select_stacks(list(SEED_STACKS))
-    overrides = parse_overrides(["workers=4", "bjoern.processes=2", "backlog=512"], stacks)
+    overrides = parse_overrides(
+        ["workers=4", "bjoern.processes=2", "backlog=512"], stacks, server_cpus=1
+    )
     assert overrides == {
         "gunicorn": {"workers": "4", "backlog": "512"},
         "uvicorn": {"workers": "4", "backlog": "512"},
@@ -272,13 +274,13 @@ def test_parse_overrides_applies_a_bare_name_to_every_stack_that_has_it() -> Non
 
 def test_parse_overrides_later_values_win() -> None:
     stacks = select_stacks(["gunicorn"])
-    assert parse_overrides(["workers=4", "gunicorn.workers=6"], stacks) == {
+    assert parse_overrides(["workers=4", "gunicorn.workers=6"], stacks, server_cpus=1) == {
         "gunicorn": {"workers": "6"}
     }
 
 
 def test_parse_overrides_with_nothing_to_set() -> None:
-    assert parse_overrides([], select_stacks(["uvicorn", "bjoern"])) == {
+    assert parse_overrides([], select_stacks(["uvicorn", "bjoern"]), server_cpus=1) == {
         "uvicorn": {},
         "bjoern": {},
     }
@@ -286,7 +288,7 @@ def test_parse_overrides_with_nothing_to_set() -> None:
 
 def test_parsed_overrides_make_the_plan() -> None:
     stacks = select_stacks(["bjoern"])
-    overrides = parse_overrides(["bjoern.processes=2"], stacks)
+    overrides = parse_overrides(["bjoern.processes=2"], stacks, server_cpus=1)
     plan = stacks[0].plan(context(overrides=overrides["bjoern"]))
     assert plan.settings["processes"] == 2
 
@@ -304,16 +306,18 @@ def test_parsed_overrides_make_the_plan() -> None:
 )
 def test_parse_overrides_refuses(pairs: list[str], names: list[str], message: str) -> None:
     with pytest.raises(UsageError) as raised:
-        parse_overrides(pairs, select_stacks(names))
+        parse_overrides(pairs, select_stacks(names), server_cpus=1)
     assert message in str(raised.value)
     assert "; " in str(raised.value) or "e.g." in str(raised.value)
 
 
-def test_unknown_setting_for_a_selected_stack_is_refused_at_plan_time() -> None:
+def test_unknown_setting_for_a_selected_stack_is_refused_up_front() -> None:
     stacks = select_stacks(["bjoern"])
-    overrides = parse_overrides(["bjoern.threads=2"], stacks)
     with pytest.raises(UsageError, match="stack bjoern has no setting 'threads'"):
-        stacks[0].plan(context(overrides=overrides["bjoern"]))
+        parse_overrides(["bjoern.threads=2"], stacks, server_cpus=1)
+    # and still at plan time, for a plan built without the command line
+    with pytest.raises(UsageError, match="stack bjoern has no setting 'threads'"):
+        stacks[0].plan(context(overrides={"threads": "2"}))
 
 
 # --- selection ----------------------------------------------------------------------------

@@ -174,9 +174,9 @@ def test_only_literal_loopback_hosts_and_localhost_count(host: str, loopback: bo
     assert is_loopback_host(host) is loopback
 
 
-def test_parse_target_url_keeps_the_path_and_query_and_brackets_ipv6():
+def test_parse_target_url_keeps_the_path_and_query_and_the_endpoint_brackets_ipv6():
     target = parse_target_url("http://[::1]:8080/api/{msisdn}?x=1", allow_remote=False)
-    assert (target.host, target.port, target.path) == ("[::1]", 8080, "/api/{msisdn}?x=1")
+    assert (target.host, target.port, target.path) == ("::1", 8080, "/api/{msisdn}?x=1")
     assert str(target.front) == "[::1]:8080"
     assert parse_target_url("http://localhost", allow_remote=False).path == "/"
     assert parse_target_url("http://localhost", allow_remote=False).port == 80

@@ -3,7 +3,8 @@
     serverbench stacks | doctor | check | serve | run | report | compare
 
 Only ServerbenchError is caught and printed as `error: ...`; anything else is a bug and keeps
-its traceback. Ctrl-C and SIGTERM stop every process serverbench started before it exits.
+its traceback. Ctrl-C and SIGTERM stop every process serverbench started before it exits; a
+SIGKILL does too, through the guardian (run/guardian.py).
 Files serverbench and its children create are owner-only (umask 077).
 """
 
@@ -21,7 +22,7 @@ from serverbench import __version__
 from serverbench.commands import COMMANDS
 from serverbench.errors import ServerbenchError, UsageError
 from serverbench.observe.host_limits import raise_nofile_limit
-from serverbench.run import process
+from serverbench.run import guardian, process
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -45,6 +46,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # what the machine lock shows as its owner's command
+    args.argv = list(argv if argv is not None else sys.argv[1:])
     handler: Handler = args.handler
     previous = signal.signal(signal.SIGTERM, _terminate)
     # a shell that starts us in the background ignores SIGINT for us; Ctrl-C must still stop
@@ -53,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # configs, logs and results, ours and our children's, are for this user only
     previous_umask = os.umask(0o077)
     atexit.register(process.stop_all)
+    atexit.register(guardian.shutdown)
     raise_nofile_limit()
     try:
         return handler(args)
@@ -64,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         process.stop_all()
+        guardian.shutdown()
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         os.umask(previous_umask)

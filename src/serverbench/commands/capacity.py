@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from serverbench.apps.registry import DEFAULT_APP
+from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
@@ -114,6 +115,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--resume", metavar="DIR", help="continue an interrupted capacity run in DIR"
     )
+    add_lock_option(parser)
     parser.set_defaults(handler=capacity)
 
 
@@ -176,7 +178,8 @@ def capacity(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"results: {run_plan.out_dir / RESULTS_NAME}", file=sys.stderr)
-    CapacityRunner(run_plan, plan, document).run()
+    with exclusive(args, args.argv):
+        CapacityRunner(run_plan, plan, document).run()
     print(capacity_summary(document))
     written = write_reports(document, run_plan.out_dir)
     print(f"\nresults: {run_plan.out_dir / RESULTS_NAME}")
@@ -205,13 +208,16 @@ def _run_plan(args: argparse.Namespace) -> RunPlan:
             f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "
             "or choose another --out"
         )
+    split = cpu_split(args)
     return RunPlan(
         stack_names=tuple(s.name for s in stacks),
         apps=tuple(apps),
         profiles=tuple(profiles),
         repeats=1,
-        overrides=parse_overrides(args.set, stacks),
-        split=cpu_split(args),
+        overrides=parse_overrides(
+            args.set, stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+        ),
+        split=split,
         out_dir=out,
         references=False,
         order_seed=random.randrange(2**31),

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_stack_options(parser, many=True)
     add_app_options(parser, many=True)
     add_project_options(parser)
+    add_lock_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run)
 
@@ -35,11 +37,16 @@ def run(args: argparse.Namespace) -> int:
     project = resolve(args)
     python = project.interpreter()
     stacks = select_stacks(list(project.stacks) if project.stacks else None, default=list(STACKS))
-    overrides = project.overrides(stacks)
-    apps = [prepare_app(c.spec, c.options, python, project.env) for c in project.apps]
     split = cpu_split(args)
+    overrides = project.overrides(
+        stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+    )
+    apps = [prepare_app(c.spec, c.options, python, project.env) for c in project.apps]
     results: list[dict[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch:
+    with (
+        exclusive(args, args.argv),
+        tempfile.TemporaryDirectory(prefix="serverbench-check-") as scratch,
+    ):
         for app in apps:
             for stack in stacks:
                 ctx = stack_context(

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PCT",
         help="exit 1 when a matching entry is significantly slower and its whole confidence "
         "interval lies beyond a loss of PCT %% of its req/s, or a stack lost more than PCT %% "
-        "of its capacity",
+        "of its capacity, or when nothing could be compared",
     )
     parser.add_argument(
         "--run-drift",
@@ -77,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if args.fail_if_slower is None:
         return 0
+    if not any(delta.rps_change_pct is not None for delta in comparison.deltas) and not (
+        capacities.deltas
+    ):
+        # a CI gate that compared nothing must not pass
+        print(
+            "error: nothing was compared: no stack/app/profile has a throughput in both files; "
+            "compare runs of the same stacks, apps and profiles",
+            file=sys.stderr,
+        )
+        return 1
     lower = capacities.lower_than(args.fail_if_slower)
     for item in lower:
         print(

@@ -8,6 +8,7 @@ import os
 
 from serverbench.apps.registry import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
 from serverbench.observe.host_limits import CpuSplit, plan_cpu_split
+from serverbench.plan.inputs import check_expected_status
 
 # p99 <= 100 ms: a tail a person does not notice on a page or an API call (the classic 0.1 s
 # "instant" threshold), strict enough that only rates below a server's saturation hold it in
@@ -52,12 +53,18 @@ def add_stack_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
         help="override a stack setting, e.g. --set workers=4 or --set bjoern.processes=2",
     )
     parser.add_argument(
+        "--allow-many-processes",
+        action="store_true",
+        help="let --set ask for more than 16 processes or 256 threads per server CPU",
+    )
+    parser.add_argument(
         "--server-cpus", help="CPUs for the servers, e.g. 0 or 0-2 (default: split)"
     )
     parser.add_argument("--client-cpus", help="CPUs for wrk, e.g. 1 (default: the rest)")
 
 
 def app_options(args: argparse.Namespace) -> UserAppOptions:
+    check_expected_status(args.expect_status)
     return UserAppOptions(
         interface=args.interface,
         path=args.path,

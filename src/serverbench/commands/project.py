@@ -82,7 +82,9 @@ class Project:
     python: str | None
     env: Mapping[str, str]
 
-    def overrides(self, stacks: Sequence[Stack]) -> dict[str, dict[str, str]]:
+    def overrides(
+        self, stacks: Sequence[Stack], *, server_cpus: int, many: bool = False
+    ) -> dict[str, dict[str, str]]:
         """Per-stack settings; the file's that no selected stack has are left out, not refused."""
         names = {stack.name: {s.name for s in stack.settings} for stack in stacks}
         applicable = []
@@ -92,7 +94,9 @@ class Project:
             known = stack in names if dot else any(setting in n for n in names.values())
             if known:
                 applicable.append(pair)
-        return parse_overrides([*applicable, *self.flag_settings], stacks)
+        return parse_overrides(
+            [*applicable, *self.flag_settings], stacks, server_cpus=server_cpus, many=many
+        )
 
     def interpreter(self) -> Interpreter:
         return probe(self.python) if self.python else own()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serverbench.apps.registry import ExpectedResponse, UserAppOptions, resolve_app
+from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
@@ -18,11 +19,12 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.commands.project import add_project_options, resolve
-from serverbench.errors import StackUnavailable, UsageError, VerificationError
+from serverbench.errors import ResultsError, StackUnavailable, UsageError, VerificationError
 from serverbench.load.open_loop.schedule import ARRIVALS
 from serverbench.load.open_loop_engine import OpenLoopEngine
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
+from serverbench.plan.inputs import check_duration, check_expected_status, check_out_dir
 from serverbench.plan.model import RECOVERY_S, REFERENCE_STACK, TIME_WAIT_THRESHOLD, RunPlan
 from serverbench.plan.profiles import (
     DEFAULT_REPEATS,
@@ -40,14 +42,16 @@ from serverbench.report import write_reports
 from serverbench.report.capacity_console import capacity_summary
 from serverbench.report.console import fault_lines, summary_table
 from serverbench.results.inference import PrecisionGoal, repeats_for
-from serverbench.results.store import RESULTS_NAME
+from serverbench.results.model import Event, ProcessExit, ResultsDocument
+from serverbench.results.store import RESULTS_NAME, load, results_path, save
 from serverbench.run.capacity import (
     CapacityRunner,
     capacity_section,
     closed_loop_peaks,
     short_capacity_plan,
 )
-from serverbench.run.records import new_document
+from serverbench.run.lock import Takeover, run_lock
+from serverbench.run.records import new_document, now
 from serverbench.run.runner import Runner
 from serverbench.run.url_target import TargetUrl, parse_target_url, target_app
 from serverbench.run.verify import verify
@@ -160,18 +164,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--engine open)",
     )
     add_slo_options(parser)
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # everything that can refuse the run is checked before anything is started or measured
+    if args.resume and _complete_without_reports(Path(args.resume)):
+        return 0
     if args.resume:
         plan, document = resume_plan(Path(args.resume))
         for profile in plan.profiles:
             check_connections_fit(profile.connections)
     else:
         plan = new_run_plan(args)
-        document = new_document(plan, ["serverbench", *sys.argv[1:]])
+        document = new_document(plan, ["serverbench", *args.argv])
         searched = (
             args.capacity
             if args.capacity is not None
@@ -192,6 +199,35 @@ def run(args: argparse.Namespace) -> int:
         WrkEngine().check_available()
     if plan.url is not None:
         _check_url_answers(plan)
+    command = " ".join(["serverbench", *args.argv])
+    with exclusive(args, args.argv):
+        plan.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        owner, takeover = run_lock(plan.out_dir, command)
+        try:
+            if takeover is not None and args.resume:
+                _record_owner_gone(document, plan.out_dir, takeover)
+            _warn(plan, document)
+            Runner(plan, document).run()
+            if document.capacity is not None:
+                CapacityRunner(plan, document.capacity.plan, document).run(
+                    peaks=closed_loop_peaks(document)
+                )
+        finally:
+            owner.release()
+    print(summary_table(document))
+    if document.capacity is not None:
+        print("\n" + capacity_summary(document))
+    faults = fault_lines(document)
+    if faults:
+        print("\nfaults:\n" + "\n".join(f"  {line}" for line in faults))
+    written = write_reports(document, plan.out_dir)
+    print(f"\nresults: {plan.out_dir / RESULTS_NAME}")
+    for path in written:
+        print(f"report: {path}")
+    return _exit_code(document)
+
+
+def _warn(plan: RunPlan, document: ResultsDocument) -> None:
     for warning in document.host_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     reference = document.stacks.get(REFERENCE_STACK)
@@ -207,22 +243,67 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"results: {plan.out_dir / RESULTS_NAME}", file=sys.stderr)
-    Runner(plan, document).run()
-    if document.capacity is not None:
-        CapacityRunner(plan, document.capacity.plan, document).run(
-            peaks=closed_loop_peaks(document)
+
+
+def _exit_code(document: ResultsDocument) -> int:
+    """1 when no job of the user's own targets produced a measurement; how many failed."""
+    jobs = [run for run in document.runs if run.role != "reference"]
+    failed = sum(run.status == "failed" for run in jobs)
+    if jobs and not any(run.status == "ok" for run in jobs):
+        print(
+            f"error: no job produced a measurement: {failed} of {len(jobs)} failed "
+            f"({len(jobs) - failed} skipped); see the faults above and the report",
+            file=sys.stderr,
         )
-    print(summary_table(document))
-    if document.capacity is not None:
-        print("\n" + capacity_summary(document))
-    faults = fault_lines(document)
-    if faults:
-        print("\nfaults:\n" + "\n".join(f"  {line}" for line in faults))
-    written = write_reports(document, plan.out_dir)
-    print(f"\nresults: {plan.out_dir / RESULTS_NAME}")
-    for path in written:
-        print(f"report: {path}")
+        return 1
+    if failed:
+        print(
+            f"warning: {failed} of {len(jobs)} jobs failed; see the faults above", file=sys.stderr
+        )
     return 0
+
+
+REPORT_NAMES = ("report.md", "report.html")
+
+
+def _complete_without_reports(folder: Path) -> bool:
+    """A complete run whose report step was interrupted gets its reports now."""
+    path = results_path(folder)
+    try:
+        document = load(path)
+    except ResultsError:
+        return False  # resume_plan says what is wrong with it
+    if document.status != "complete":
+        return False
+    if all((path.parent / name).exists() for name in REPORT_NAMES):
+        return False
+    print(
+        "the run is complete but its reports were missing (the report step was interrupted); "
+        "writing them now",
+        file=sys.stderr,
+    )
+    for written in write_reports(document, path.parent):
+        print(f"report: {written}")
+    return True
+
+
+def _record_owner_gone(document: ResultsDocument, folder: Path, takeover: Takeover) -> None:
+    """A run left `running` by a serverbench that died: said, recorded, its leftovers stopped."""
+    owner = takeover.owner
+    print(f"warning: the run in {folder} lost its owner: {takeover.describe()}", file=sys.stderr)
+    document.events.append(
+        Event(
+            at=now(),
+            kind="owner_gone",
+            owner_pid=owner.pid if owner else None,
+            owner_command=owner.command if owner else None,
+            owner_started_at=owner.started_at if owner else None,
+            leftovers_stopped=tuple(
+                ProcessExit(pid=m.pid, process=m.name) for m in takeover.stopped
+            ),
+        )
+    )
+    save(document, results_path(folder))
 
 
 def _check_url_answers(plan: RunPlan) -> None:
@@ -267,6 +348,13 @@ def _require_available(
 
 def new_run_plan(args: argparse.Namespace) -> RunPlan:
     project = resolve(args)
+    for flag, seconds in (
+        ("--duration", args.duration),
+        ("--warmup", args.warmup),
+        ("--timeout", args.timeout),
+    ):
+        check_duration(flag, seconds)
+    check_expected_status(args.expect_status)
     extra = profiles_from_tables(project.config.profile_tables, project.config.source)
     profiles = select_profiles(
         list(project.profiles) if project.profiles else None,
@@ -282,6 +370,8 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
     profiles = _with_engine(args, profiles)
     for profile in profiles:
         check_connections_fit(profile.connections)
+        for field in ("duration_s", "warmup_s", "timeout_s"):
+            check_duration(f"profile {profile.name} {field}", getattr(profile, field))
     repeats = project.repeats if project.repeats is not None else DEFAULT_REPEATS
     if args.recovery_timeout < 0:
         raise UsageError(f"--recovery-timeout {args.recovery_timeout:g}: cannot be negative")
@@ -290,11 +380,14 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
     target = _url_target(args)
     references = args.references if args.references is not None else target is None
     python = project.interpreter()
+    split = cpu_split(args)
     if target is None:
         stack_names = list(project.stacks) if project.stacks else None
         stacks = select_stacks(stack_names)
         _require_available(stacks, stack_names, python)
-        overrides = project.overrides(stacks)
+        overrides = project.overrides(
+            stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+        )
         # the ceiling is measured once per round as the reference, never as one more stack
         if any(stack.name == REFERENCE_STACK for stack in stacks):
             stacks = [stack for stack in stacks if stack.name != REFERENCE_STACK]
@@ -303,10 +396,10 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
     else:
         stacks, overrides = [], {}
         apps = [target_app(target, _url_expected(args))]
-    split = cpu_split(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results_dir = Path(project.config.out) if project.config.out else Path("serverbench-results")
     out = (Path(args.out) if args.out else results_dir / stamp).absolute()
+    check_out_dir(out)
     if (out / RESULTS_NAME).exists():
         raise UsageError(
             f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "

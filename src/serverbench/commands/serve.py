@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import add_app_options, add_stack_options, cpu_split
 from serverbench.commands.project import add_project_options, resolve
 from serverbench.errors import ServerbenchError, UsageError
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_project_options(parser)
     parser.add_argument("--port", type=int, help="port to listen on (default: a free one)")
     parser.add_argument("--out", help="folder for configs and logs (default: a new temporary one)")
+    add_lock_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -29,34 +31,37 @@ def run(args: argparse.Namespace) -> int:
     project = resolve(args)
     python = project.interpreter()
     stacks = select_stacks([args.stack])
-    overrides = project.overrides(stacks)
+    split = cpu_split(args)
+    overrides = project.overrides(
+        stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+    )
     # serve runs one app: the one named, else the project's first
     choice = project.apps[0]
     app = prepare_app(choice.spec, choice.options, python, project.env)
-    split = cpu_split(args)
     if args.port and LOCAL.port_in_use(args.port):
         # before the temporary folder exists, so that a refusal leaves nothing behind
         raise UsageError(
             f"port {args.port} is already in use on 127.0.0.1; "
             "stop what listens there or pick another with --port"
         )
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
-    ctx = stack_context(
-        app,
-        port=args.port,
-        run_dir=out,
-        server_cpu_count=len(split.server_cpus),
-        overrides=overrides[stacks[0].name],
-        interpreter=python,
-        env=project.env,
-    )
-    with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
-        print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)
-        for name, command in running.commands().items():
-            print(f"  {name}: {' '.join(command)}")
-        print(f"logs in {out}; press Ctrl-C to stop", flush=True)
-        while True:
-            gone = running.exited()
-            if gone is not None:
-                raise ServerbenchError(f"{running.name} stopped: {gone}")
-            time.sleep(0.5)
+    with exclusive(args, args.argv):
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="serverbench-serve-"))
+        ctx = stack_context(
+            app,
+            port=args.port,
+            run_dir=out,
+            server_cpu_count=len(split.server_cpus),
+            overrides=overrides[stacks[0].name],
+            interpreter=python,
+            env=project.env,
+        )
+        with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
+            print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)
+            for name, command in running.commands().items():
+                print(f"  {name}: {' '.join(command)}")
+            print(f"logs in {out}; press Ctrl-C to stop", flush=True)
+            while True:
+                gone = running.exited()
+                if gone is not None:
+                    raise ServerbenchError(f"{running.name} stopped: {gone}")
+                time.sleep(0.5)

@@ -1,6 +1,6 @@
 """Running wrk: the one place serverbench spawns it, with a hard bound on how long it may take.
 
-wrk runs in its own session (PID == process group), so however the wait ends - normally, on
+wrk runs in its own session (PID == process group), dies with serverbench (run/guardian.py), so however the wait ends - normally, on
 overrun, on Ctrl-C or on any exception - its whole group can be killed and nothing is left.
 """
 
@@ -24,6 +24,7 @@ from serverbench.load.wrk import (
     parse,
     script_env,
 )
+from serverbench.run import guardian
 from serverbench.run.process import log_tail
 
 
@@ -65,12 +66,13 @@ def run_wrk(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                start_new_session=True,
+                **guardian.popen_options(),
             )
         except OSError as exc:
             raise LoadGeneratorError(
                 f"cannot start wrk ({exc}); check that wrk is installed: apt-get install wrk"
             ) from exc
+        guardian.adopt(proc.pid)
         try:
             if on_start is not None:
                 on_start(proc.pid)

@@ -19,7 +19,10 @@ def resume_plan(folder: Path) -> tuple[RunPlan, ResultsDocument]:
     path = results_path(folder)
     document = load(path)
     if document.status == "complete":
-        raise ResultsError(f"{path} is a complete run; there is nothing to resume")
+        raise ResultsError(
+            f"{path} is a complete run with its reports; there is nothing to resume (to write "
+            f"its reports again: serverbench report {path.parent})"
+        )
     saved = document.plan
     apps = tuple(app_from_record(document.apps[name]) for name in saved.apps)
     if saved.url is not None:

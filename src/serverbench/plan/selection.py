@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from serverbench.apps.importer import inspect_app
 from serverbench.apps.registry import DEFAULT_APP, App, UserAppOptions, resolve_app
 from serverbench.errors import UsageError
+from serverbench.plan.inputs import check_overrides
 from serverbench.stacks import SEED_STACKS, STACKS, get_stack
 from serverbench.stacks.base import Stack
 from serverbench.stacks.interpreter import Interpreter
@@ -27,8 +28,14 @@ def select_stacks(
     return [get_stack(name) for name in wanted]
 
 
-def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, dict[str, str]]:
-    """`--set NAME=VALUE` (every selected stack that has NAME) or `--set STACK.NAME=VALUE`."""
+def parse_overrides(
+    pairs: Sequence[str], stacks: Sequence[Stack], *, server_cpus: int, many: bool = False
+) -> dict[str, dict[str, str]]:
+    """`--set NAME=VALUE` (every selected stack that has NAME) or `--set STACK.NAME=VALUE`.
+
+    Every value is checked for every stack it applies to (plan/inputs.py), so a bad one is
+    refused before anything starts rather than failing each job of that stack.
+    """
     per_stack: dict[str, dict[str, str]] = {stack.name: {} for stack in stacks}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -56,6 +63,7 @@ def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, 
                 )
         for target in targets:
             per_stack[target][setting] = value
+    check_overrides(per_stack, stacks, server_cpus=server_cpus, many=many)
     return per_stack
 
 

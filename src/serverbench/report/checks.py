@@ -181,6 +181,15 @@ def process_exits(document: ResultsDocument, f: Facts) -> list[str]:
     return found
 
 
+def run_warnings(document: ResultsDocument, f: Facts) -> list[str]:
+    """What a run recorded about itself, e.g. a server writing its log heavily under load."""
+    return [
+        f"round {run.round}: {text}"
+        for run in (*f.cell.ok_runs, *f.cell.failed_runs)
+        for text in run.warnings
+    ]
+
+
 def listen_overflows(document: ResultsDocument, f: Facts) -> list[str]:
     run = f.cell.median_run
     overflows = run.kernel.get("listen_overflows", 0) if run else 0
@@ -226,6 +235,7 @@ CELL_CHECKS: tuple[CellCheck, ...] = (
     CellCheck(kind="latency_floor", loops=ANY_LOOP, rule=latency_floor),
     CellCheck(kind="client_saturated", loops=ANY_LOOP, rule=client_saturated),
     CellCheck(kind="process_exits", loops=ANY_LOOP, rule=process_exits),
+    CellCheck(kind="run_warnings", loops=ANY_LOOP, rule=run_warnings),
     CellCheck(kind="listen_overflows", loops=ANY_LOOP, rule=listen_overflows),
     CellCheck(kind="slow_recovery", loops=ANY_LOOP, rule=slow_recovery),
     CellCheck(kind="post_verify", loops=ANY_LOOP, rule=post_verify),

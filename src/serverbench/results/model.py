@@ -160,6 +160,18 @@ class PrimerRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LogSize:
+    """What one server wrote to its log during a job (the file itself is capped)."""
+
+    written_bytes: int  # what the process wrote, cut parts included (at least this much)
+    cut_bytes: int  # removed to keep the file under the cap
+
+    @property
+    def kept_bytes(self) -> int:
+        return self.written_bytes - self.cut_bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
     """One job: a stack serving an app under a profile, in one round."""
 
@@ -189,6 +201,8 @@ class RunRecord:
     process_restarts: int = 0
     primer: PrimerRecord | None = None
     noise: NoiseWindow | None = None  # what else the machine did during the measured window
+    logs: dict[str, LogSize] = field(default_factory=dict)  # per component
+    warnings: tuple[str, ...] = ()  # what the report should say about this run alone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,12 +262,17 @@ class NotApplicable:
 class Event:
     """Something that happened to the run as a whole."""
 
-    kind: str  # time_wait_pause, resumed
+    kind: str  # time_wait_pause, resumed, owner_gone
     at: str | None = None
     time_wait_before: int | None = None
     time_wait_after: int | None = None
     waited_s: float | None = None
     runs_kept: int | None = None
+    # owner_gone: the serverbench that left the run `running` died; who it was, what was left
+    owner_pid: int | None = None
+    owner_command: str | None = None
+    owner_started_at: str | None = None
+    leftovers_stopped: tuple[ProcessExit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

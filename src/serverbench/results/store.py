@@ -19,7 +19,8 @@ Format history (SCHEMA_VERSION):
         latency and per-thread spreads); `wrk_argv` is `load_argv`. Stacks record
         `variant_of` and `keeps_alive`, apps their `workload`. Optional, absent in earlier
         version-3 files: a run's `primer` and `noise`, the document's `doctor` findings and
-        `precision` outcome, the plan's `precision` goal.
+        `precision` outcome, the plan's `precision` goal; a run's `logs` (bytes each server wrote
+        to its log) and `warnings`; an `owner_gone` event's owner and leftovers.
         Optional top-level `capacity` (a capacity run, or a run with --capacity): its plan and
         one search per stack x app (peak_rps, settings, every step's observation and verdict,
         the outcome once it ended).
@@ -135,8 +136,13 @@ def encode(document: ResultsDocument) -> bytes:
 
 def save(document: ResultsDocument, path: Path) -> None:
     text = encode(document)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".results-", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise ResultsError(
+            f"cannot write {path} ({error.strerror}); choose a results folder you can write (--out)"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text)
@@ -144,6 +150,11 @@ def save(document: ResultsDocument, path: Path) -> None:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise ResultsError(
+            f"cannot write {path} ({error.strerror}); free some space or choose another --out"
+        ) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

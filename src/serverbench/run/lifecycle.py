@@ -2,8 +2,9 @@
 
 Up: write the generated files, start each component in order (backends before nginx), wait
 until each one accepts connections (failing at once, with its log tail, if it exits), then
-verify correct responses through the front. Down: stop the components in reverse order,
-always, whatever happened.
+verify correct responses through the front. While up, the components' logs are kept under a
+size cap (run/log_cap.py). Down: stop the components in reverse order, always, whatever
+happened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from serverbench.apps.registry import App
 from serverbench.errors import StackStartError, StackUnavailable, UsageError, VerificationError
+from serverbench.results.model import LogSize
 from serverbench.run.host import LOCAL, Host
+from serverbench.run.log_cap import LogCap
 from serverbench.run.process import ManagedProcess
 from serverbench.run.verify import accepts_connection, verify, wait_until
 from serverbench.stacks.base import (
@@ -72,6 +75,7 @@ class RunningStack:
     plan: LaunchPlan
     host: Host = LOCAL
     processes: list[ManagedProcess] = field(default_factory=list)
+    log_cap: LogCap | None = None
 
     @property
     def front(self) -> TcpEndpoint:
@@ -80,6 +84,10 @@ class RunningStack:
     @property
     def url(self) -> str:
         return f"http://{self.plan.front}"
+
+    def log_sizes(self) -> dict[str, LogSize]:
+        """Bytes each component wrote to its log so far (none for a server we did not start)."""
+        return self.log_cap.sizes() if self.log_cap is not None else {}
 
     def component_pids(self) -> dict[str, int]:
         return {process.name: process.pid for process in self.processes}
@@ -149,6 +157,9 @@ def running_stack(
         for generated in component.files:
             host.write_file(generated.path, generated.content)
     running = RunningStack(name=stack.name, plan=plan, host=host)
+    running.log_cap = LogCap(
+        {component.name: ctx.run_dir / f"{component.name}.log" for component in plan.components}
+    ).start()
     try:
         _start(running, host, ctx.run_dir, cpus, ready_timeout_s)
         _verify_front(running, ctx)
@@ -156,6 +167,7 @@ def running_stack(
     finally:
         for process in reversed(running.processes):
             process.stop()
+        running.log_cap.stop()
 
 
 def _verify_front(running: RunningStack, ctx: StackContext) -> None:

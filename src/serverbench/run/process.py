@@ -1,7 +1,7 @@
 """A child process serverbench owns: spawned in its own session, logged, stopped with nothing left.
 
-Every child gets its own session (PID == PGID), so a signal to the group reaches the workers it
-forks. Some children move their own children to other groups (supervisord does), and some
+Every child gets its own session (PID == PGID == SID), so a signal to the group reaches the
+workers it forks, and dies with serverbench even when serverbench is killed (run/guardian.py). Some children move their own children to other groups (supervisord does), and some
 workers outlive a signalled parent (socketify), so before signalling we also snapshot every
 descendant and finish them one by one. Every live ManagedProcess is in `LIVE`, which
 `stop_all()` empties: the CLI calls it on Ctrl-C, SIGTERM and exit.
@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from serverbench.errors import StackStartError
+from serverbench.run import guardian
 
 # a server that gives up prints its own traceback after the one that says why (gunicorn: ~35 lines)
 LOG_TAIL_LINES = 40
@@ -65,13 +66,14 @@ class ManagedProcess:
                     stderr=subprocess.STDOUT,
                     env=full_env,
                     cwd=cwd,
-                    start_new_session=True,
+                    **guardian.popen_options(),
                 )
             except FileNotFoundError:
                 raise StackStartError(
                     f"{name}: cannot run {self.command[0]!r}: not found; install it and try again"
                 ) from None
         self.pid = self.popen.pid
+        guardian.adopt(self.pid)
         with _LIVE_LOCK:
             LIVE[self.pid] = self
 

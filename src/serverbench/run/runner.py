@@ -35,6 +35,7 @@ from serverbench.observe.kernel_counters import difference
 from serverbench.observe.noise import NoiseWindow
 from serverbench.observe.sampler import Monitor, Usage
 from serverbench.plan.model import Job, RunPlan, plan_jobs
+from serverbench.plan.profiles import Profile
 from serverbench.results.model import (
     AppCost,
     CpuPins,
@@ -52,11 +53,12 @@ from serverbench.results.model import (
 from serverbench.results.store import RESULTS_NAME, save
 from serverbench.run.host import LOCAL, Host
 from serverbench.run.lifecycle import RunningStack, check_usable, running_stack, stack_context
+from serverbench.run.log_cap import heavy_writers
 from serverbench.run.progress import RunProgress
 from serverbench.run.records import now
 from serverbench.run.url_target import parse_target_url, target_stack
-from serverbench.run.verdicts import FAILURE_KINDS, AfterLoad, failure, verdict
-from serverbench.run.verify import Mismatch, check_response, verify
+from serverbench.run.verdicts import FAILURE_KINDS, AfterLoad, failure, load_failure, verdict
+from serverbench.run.verify import Mismatch, check_once, check_response, verify
 from serverbench.stacks import get_stack
 
 PRIMER_CONNECTIONS = 8
@@ -424,20 +426,16 @@ class Runner:
                 return mismatch, time.monotonic() - started
             time.sleep(0.5)
 
+    def _one_request_s(self, running: RunningStack, app: App, profile: Profile) -> float | None:
+        """How long one request alone takes (None if it gets no right answer)."""
+        started = time.monotonic()
+        if check_once(running.front, app, SEED_MSISDN, timeout_s=max(10.0, profile.timeout_s)):
+            return None
+        return time.monotonic() - started
+
     def _measure(self, job: Job, running: RunningStack, started_at: str) -> RunRecord:
         profile = job.profile
         url = running.url + job.app.load_path
-        if profile.primer_s > 0:
-            primer = LoadRequest(
-                url=url,
-                threads=1,
-                connections=min(PRIMER_CONNECTIONS, profile.connections),
-                duration_s=max(1.0, profile.primer_s),
-                timeout_s=profile.timeout_s,
-                rate_per_s=profile.rate_per_s,
-                arrivals=profile.arrivals,
-            )
-            primed, _, _ = self._load(job, running, primer, "primer")
         shape = LoadRequest(
             url=url,
             threads=profile.threads,
@@ -447,9 +445,26 @@ class Runner:
             rate_per_s=profile.rate_per_s,
             arrivals=profile.arrivals,
         )
-        if profile.warmup_s > 0:
-            warmup = dataclasses.replace(shape, duration_s=max(1.0, profile.warmup_s))
-            self._load(job, running, warmup, "warmup")
+        try:
+            if profile.primer_s > 0:
+                primer = LoadRequest(
+                    url=url,
+                    threads=1,
+                    connections=min(PRIMER_CONNECTIONS, profile.connections),
+                    duration_s=max(1.0, profile.primer_s),
+                    timeout_s=profile.timeout_s,
+                    rate_per_s=profile.rate_per_s,
+                    arrivals=profile.arrivals,
+                )
+                primed, _, _ = self._load(job, running, primer, "primer")
+            if profile.warmup_s > 0:
+                warmup = dataclasses.replace(shape, duration_s=max(1.0, profile.warmup_s))
+                self._load(job, running, warmup, "warmup")
+        except LoadGeneratorError as error:
+            return self._record(
+                job, "failed", started_at=started_at, finished_at=now(),
+                failure=load_failure(job.stack, running, error),
+            )  # fmt: skip
         common: dict[str, object] = {
             "started_at": started_at,
             "commands": running.commands(),
@@ -471,6 +486,7 @@ class Runner:
             )
         tree_before = process_tree(running)
         counters_before = self.host.listen_queue_counters()
+        logs_before = running.log_sizes()
         try:
             result, usage, noise = self._load(job, running, shape, "measure", watch=True)
         except LoadGeneratorError as error:
@@ -479,8 +495,9 @@ class Runner:
                 "failed",
                 **common,
                 finished_at=now(),
-                failure=failure(running, "load", str(error)),
+                failure=load_failure(job.stack, running, error),
             )
+        logs_after = running.log_sizes()
         tree_after = process_tree(running)
         kernel = difference(counters_before, self.host.listen_queue_counters())
         exits = [
@@ -509,9 +526,17 @@ class Runner:
             "process_restarts": min(len(exits), len(starts)),
             # what else the machine did in the window: steal, foreign processes, pressure
             "noise": noise,
+            # bytes each server wrote to its log (capped on disk, see run/log_cap.py)
+            "logs": logs_after,
+            "warnings": tuple(heavy_writers(logs_before, logs_after, profile.duration_s)),
         }
+        died = running.exited()
+        no_good = result.measurement.good_responses == 0 and died is None and mismatch is None
         after = AfterLoad(
-            died=running.exited(), mismatch=mismatch, recovery_limit_s=self.plan.recovery_s
+            died=died,
+            mismatch=mismatch,
+            recovery_limit_s=self.plan.recovery_s,
+            one_request_s=self._one_request_s(running, job.app, profile) if no_good else None,
         )
         fault = verdict(job.stack, result.measurement, after, profile)
         wrong = wrong_under_load(job.app, result)

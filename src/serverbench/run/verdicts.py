@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serverbench.errors import ServerbenchError, StackStartError, VerificationError
+from serverbench.errors import (
+    LoadGeneratorError,
+    ServerbenchError,
+    StackStartError,
+    VerificationError,
+)
 from serverbench.plan.profiles import Profile
 from serverbench.results.model import Failure, Measurement
 from serverbench.run.lifecycle import RunningStack
@@ -28,6 +33,7 @@ class AfterLoad:
     died: str | None  # why a component exited, if one did
     mismatch: Mismatch | None  # the verifier's finding after the load
     recovery_limit_s: float
+    one_request_s: float | None = None  # one request alone, timed after a load with no good one
 
 
 def failure(running: RunningStack, kind: str, message: str) -> Failure:
@@ -36,6 +42,14 @@ def failure(running: RunningStack, kind: str, message: str) -> Failure:
         message=message,
         log_tail={process.name: process.tail() for process in running.processes},
     )
+
+
+def load_failure(stack: str, running: RunningStack, error: LoadGeneratorError) -> Failure:
+    """The load engine failed: because the server died under it (named so), or on its own."""
+    died = running.exited()
+    if died is not None:
+        return failure(running, "died", f"{stack} died during the load: {died}")
+    return failure(running, "load", str(error))
 
 
 def verdict(
@@ -52,10 +66,24 @@ def verdict(
             f"then no answer for {after.recovery_limit_s:g} s after it ({after.mismatch})",
         )
     if good == 0:
-        return "no_good_responses", why_no_good_response(measurement, profile)
+        return "no_good_responses", why_no_good_response(measurement, profile) + one_request_note(
+            after.one_request_s, profile
+        )
     if after.mismatch is not None:
         return "wrong_response", f"answered wrongly after the load: {after.mismatch}"
     return None
+
+
+def one_request_note(one_request_s: float | None, profile: Profile) -> str:
+    """Said when one request alone is what kept every response from counting."""
+    if one_request_s is None or one_request_s < min(profile.duration_s, profile.timeout_s) / 2:
+        return ""
+    return (
+        f"; one request alone took {one_request_s:.1f} s after the load, against the "
+        f"{profile.duration_s:g} s measurement and the {profile.timeout_s:g} s timeout: a "
+        "response counts only if it arrives within both, so give --duration and --timeout "
+        "above it"
+    )
 
 
 def why_no_good_response(measurement: Measurement, profile: Profile) -> str:

@@ -25,11 +25,13 @@ SettingValue = int | str | bool
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TcpEndpoint:
-    host: str
+    host: str  # a name or an address; IPv6 without brackets, as sockets take it
     port: int
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+        # as URLs and nginx's listen write it
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

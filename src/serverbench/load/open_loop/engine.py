@@ -32,6 +32,7 @@ from serverbench.load.open_loop.schedule import split_rate
 from serverbench.load.open_loop.settings import OpenLoopSettings
 from serverbench.load.open_loop.target import Target
 from serverbench.load.open_loop.worker import READY, decode_frame, write_frame
+from serverbench.run import guardian
 
 # client processes start this long after the last one is ready, so all begin on one schedule
 _START_DELAY_S = 0.1
@@ -159,13 +160,16 @@ class _Children:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,  # Ctrl-C reaches us only; we end them
+                # a session of its own (Ctrl-C reaches us only; we end them), and it dies with
+                # serverbench even when serverbench is killed (run/guardian.py)
+                **guardian.popen_options(),
             )
         except OSError as exc:
             raise LoadGeneratorError(
                 f"cannot start an open-loop client process ({exc}); "
                 "check that the Python environment is intact"
             ) from exc
+        guardian.adopt(proc.pid)
         self.procs.append(proc)
         self.out[proc.pid] = bytearray()
         self.err[proc.pid] = bytearray()
