@@ -51,8 +51,9 @@ def check_out_dir(out: Path) -> None:
         )
 
 
-def check_expected_status(status: int) -> None:
-    if status not in GOOD_STATUSES:
+def check_expected_status(status: int | None) -> None:
+    """None: not given (the default 200, or the project file's)."""
+    if status is not None and status not in GOOD_STATUSES:
         raise UsageError(
             f"--expect-status {status}: only statuses 200-399 count as good responses (wrk "
             "counts 4xx and 5xx as errors), so every request would fail; expect a 2xx or 3xx"
