@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serverbench.apps.registry import DEFAULT_APP
+from serverbench.apps.registry import DEFAULT_APP, expand_app_names
 from serverbench.commands.options import (
     add_app_options,
     add_stack_options,
@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     stacks = select_stacks(args.stack, default=list(STACKS))
     overrides = parse_overrides(args.set, stacks)
-    apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    apps = [
+        prepare_app(spec, app_options(args)) for spec in expand_app_names(args.app or [DEFAULT_APP])
+    ]
     split = cpu_split(args)
     rows: list[list[str]] = []
     failed = 0

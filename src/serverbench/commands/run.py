@@ -10,7 +10,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from serverbench.apps.registry import DEFAULT_APP, ExpectedResponse, UserAppOptions, resolve_app
+from serverbench.apps.registry import (
+    DEFAULT_APP,
+    ExpectedResponse,
+    UserAppOptions,
+    expand_app_names,
+    resolve_app,
+)
 from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
@@ -235,7 +241,7 @@ def _check_url_answers(plan: RunPlan) -> None:
         )
 
 
-_URL_EXCLUDES = ("stack", "app", "set", "path", "app_dir", "interface")
+_URL_EXCLUDES = ("stack", "app", "set", "path", "app_dir", "interface", "service")
 
 
 def _url_target(args: argparse.Namespace) -> TargetUrl | None:
@@ -292,7 +298,10 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
         if any(stack.name == REFERENCE_STACK for stack in stacks):
             stacks = [stack for stack in stacks if stack.name != REFERENCE_STACK]
             references = True
-        apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+        apps = [
+            prepare_app(spec, app_options(args))
+            for spec in expand_app_names(args.app or [DEFAULT_APP])
+        ]
     else:
         stacks, overrides = [], {}
         apps = [target_app(target, _url_expected(args))]

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 
 from serverbench.apps.importer import inspect_app
 from serverbench.apps.registry import DEFAULT_APP, App, UserAppOptions, resolve_app
-from serverbench.errors import UsageError
+from serverbench.errors import StackUnavailable, UsageError
+from serverbench.services.registry import get_service
 from serverbench.stacks import SEED_STACKS, STACKS, get_stack
 from serverbench.stacks.base import Stack
+from serverbench.workloads.catalog import workload_settings
 
 
 def select_stacks(
@@ -59,5 +61,11 @@ def parse_overrides(pairs: Sequence[str], stacks: Sequence[Stack]) -> dict[str, 
 
 
 def prepare_app(spec: str | None, options: UserAppOptions) -> App:
+    """The app, imported and inspected; refused if a service it needs cannot run here."""
     app = resolve_app(spec or DEFAULT_APP, options)
+    for name in app.services:
+        reason = get_service(name).unavailable_reason()
+        if reason is not None:
+            raise StackUnavailable(f"app {app.name} needs {name}, which is unavailable: {reason}")
+    workload_settings(app)  # refuses a bad $SERVERBENCH_DB_POOL_SIZE
     return inspect_app(app, interface_given=options.interface is not None)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serverbench.apps.registry import BUILTIN_APPS
-from serverbench.report.facts import REFERENCE_ROLE, Facts, stack_order
+from serverbench.report.facts import REFERENCE_ROLE, Facts, app_workload, stack_order
 from serverbench.report.numbers import format_rate, format_us, pct
 from serverbench.report.uncertainty import describe_change
 from serverbench.results.inference import Change, pair_by_round, paired_change
@@ -159,8 +159,21 @@ def _twin_suggestions(
         f"same workload as an ASGI app ({async_app}) instead of the WSGI one ({sync_app}). "
         f"Measure it: `serverbench run --stack {','.join(stacks)} --app {sync_app} "
         f"--app {async_app}`."
+        + (
+            ""
+            if _waits(document, sync_app)
+            else " An event loop pays off only when requests wait, which this app never does: "
+            f"`serverbench run --stack {','.join(stacks)} --app io-wait --app db` measures both "
+            "variants of waiting workloads."
+        )
         for (sync_app, async_app), stacks in pairs.items()
     ]
+
+
+def _waits(document: ResultsDocument, app: str) -> bool:
+    """Whether the app's requests wait on I/O (a built-in waiting workload)."""
+    workload = app_workload(document, app)
+    return workload is not None and not workload.cpu_bound
 
 
 def _processes_suggestions(

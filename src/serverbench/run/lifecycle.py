@@ -1,9 +1,11 @@
 """Bringing a stack up and down: the one place that acts on a LaunchPlan.
 
-Up: write the generated files, start each component in order (backends before nginx), wait
-until each one accepts connections (failing at once, with its log tail, if it exits), then
-verify correct responses through the front. Down: stop the components in reverse order,
-always, whatever happened.
+Up: start the services the app needs (its database; see `run.services`), write the generated
+files, start each component in order (backends before nginx) with the services' addresses in
+its environment, wait until each one accepts connections (failing at once, with its log tail,
+if it exits), then verify correct responses through the front. Down: stop the components in
+reverse order, then the services, always, whatever happened. A service's process counts as a
+component: it is sampled, and its exit ends the stack.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from serverbench.apps.registry import App
 from serverbench.errors import StackStartError, StackUnavailable, UsageError, VerificationError
 from serverbench.run.host import LOCAL, Host
 from serverbench.run.process import ManagedProcess
+from serverbench.run.services import RunningService, needs_of, running_services
 from serverbench.run.verify import accepts_connection, verify, wait_until
 from serverbench.stacks.base import (
     LaunchPlan,
@@ -65,7 +68,8 @@ class RunningStack:
     name: str
     plan: LaunchPlan
     host: Host = LOCAL
-    processes: list[ManagedProcess] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)  # services' first
+    services: list[RunningService] = field(default_factory=list)
 
     @property
     def front(self) -> TcpEndpoint:
@@ -89,16 +93,28 @@ class RunningStack:
                 return f"{process.name} exited with code {code}:\n{process.tail()}"
         return None
 
+    def exited_service(self) -> str | None:
+        """The name of a service whose process exited, if one did."""
+        for service in self.services:
+            if service.exited() is not None:
+                return service.name
+        return None
+
 
 def _start(
-    running: RunningStack, host: Host, log_dir: Path, cpus: str | None, ready_timeout_s: float
+    running: RunningStack,
+    host: Host,
+    log_dir: Path,
+    cpus: str | None,
+    ready_timeout_s: float,
+    service_env: Mapping[str, str],
 ) -> None:
     for component in running.plan.components:
         process = host.spawn(
             component.name,
             component.argv,
             log_path=log_dir / f"{component.name}.log",
-            env=component.env,
+            env={**component.env, **service_env},
             cwd=component.cwd,
             cpus=cpus if component.pinned else None,
             stop_signal=component.stop_signal,
@@ -143,13 +159,20 @@ def running_stack(
         for generated in component.files:
             host.write_file(generated.path, generated.content)
     running = RunningStack(name=stack.name, plan=plan, host=host)
-    try:
-        _start(running, host, ctx.run_dir, cpus, ready_timeout_s)
-        _verify_front(running, ctx)
-        yield running
-    finally:
-        for process in reversed(running.processes):
-            process.stop()
+    needs = needs_of(ctx.app)
+    with running_services(needs, job_dir=ctx.run_dir, cpus=cpus, host=host) as services:
+        running.services = services
+        running.processes.extend(service.process for service in services)
+        service_env = {
+            name: value for service in services for name, value in service.plan.app_env.items()
+        }
+        try:
+            _start(running, host, ctx.run_dir, cpus, ready_timeout_s, service_env)
+            _verify_front(running, ctx)
+            yield running
+        finally:
+            for process in reversed(running.processes):
+                process.stop()
 
 
 def _verify_front(running: RunningStack, ctx: StackContext) -> None:
