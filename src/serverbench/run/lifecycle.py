@@ -168,16 +168,17 @@ def running_stack(
         }
         try:
             _start(running, host, ctx.run_dir, cpus, ready_timeout_s, service_env)
-            _verify_front(running, ctx)
+            _verify_front(running, ctx, ready_timeout_s)
             yield running
         finally:
             for process in reversed(running.processes):
                 process.stop()
 
 
-def _verify_front(running: RunningStack, ctx: StackContext) -> None:
+def _verify_front(running: RunningStack, ctx: StackContext, ready_timeout_s: float) -> None:
     # a proxy can answer before its backends are warm; give a fresh stack a moment to settle
-    deadline = time.monotonic() + 3.0
+    started = time.monotonic()
+    deadline = started + 3.0
     while True:
         mismatch = verify(running.front, ctx.app)
         if mismatch is None:
@@ -185,7 +186,10 @@ def _verify_front(running: RunningStack, ctx: StackContext) -> None:
         gone = running.exited()
         if gone is not None:
             raise StackStartError(f"{running.name}: {gone}")
-        if time.monotonic() >= deadline:
+        # a pre-fork master listens before its workers have imported the app: no answer yet
+        # is a stack still starting (up to the ready timeout), not a wrong answer
+        booting = not mismatch.answered and time.monotonic() < started + ready_timeout_s
+        if time.monotonic() >= deadline and not booting:
             raise VerificationError(
                 f"{running.name} serving {ctx.app.name} answered wrongly: {mismatch}; "
                 "fix the app or the expected response (--expect-status/--expect-json/--expect-regex)"

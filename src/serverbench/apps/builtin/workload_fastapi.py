@@ -13,21 +13,26 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query, Response
 from fastapi.responses import HTMLResponse
-from psycopg_pool import AsyncConnectionPool
 
 from serverbench.workloads import spec
 
 WORLD_QUERY = spec.WORLD_QUERY.format("%s")
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 app = FastAPI()
 _pools: dict[tuple[int, int], asyncio.Future[AsyncConnectionPool]] = {}
 
 
 async def _open_pool() -> AsyncConnectionPool:
+    # imported here: the app without a database (io-wait, payload) starts faster
+    from psycopg_pool import AsyncConnectionPool
+
     size = spec.pool_size(os.environ)
     pool = AsyncConnectionPool(
         os.environ["DATABASE_URL"],

@@ -13,13 +13,16 @@ import os
 import random
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, request
-from psycopg_pool import ConnectionPool
 
 from serverbench.workloads import spec
 
 WORLD_QUERY = spec.WORLD_QUERY.format("%s")
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 app = Flask(__name__)
 _pool: ConnectionPool | None = None
@@ -32,6 +35,9 @@ def _connections() -> ConnectionPool:
     if _pool is None or _pool_pid != os.getpid():
         with _pool_lock:
             if _pool is None or _pool_pid != os.getpid():
+                # imported here: the app without a database (io-wait, payload) starts faster
+                from psycopg_pool import ConnectionPool
+
                 size = spec.pool_size(os.environ)
                 _pool = ConnectionPool(
                     os.environ["DATABASE_URL"],
