@@ -76,17 +76,25 @@ def waiting_capacity(
         return per_worker(threads, "threads of asyncio's default executor (min(32, CPUs + 4))")
     if stack == "bjoern":
         processes = _count(settings, "processes")
-        return Waiting(requests=processes, how=f"{processes} single-threaded process(es) x 1")
+        return Waiting(
+            requests=processes, how=f"{_plural(processes, 'single-threaded process')}, 1 each"
+        )
     if stack == "nginx-bjoern":
         instances = _count(settings, "instances")
-        return Waiting(requests=instances, how=f"{instances} single-threaded bjoern(s) x 1")
+        return Waiting(
+            requests=instances, how=f"{_plural(instances, 'single-threaded bjoern')}, 1 each"
+        )
     if stack == "waitress":
         threads = _count(settings, "threads", 4)
         return Waiting(requests=threads, how=f"1 process x {threads} threads")
     if stack == "uwsgi":
         processes = _count(settings, "processes")
-        return Waiting(requests=processes, how=f"{processes} process(es) x 1 request")
+        return Waiting(requests=processes, how=f"{_plural(processes, 'process')}, 1 request each")
     return None
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 'es' if noun.endswith('s') else 's'}"
 
 
 def _rate(value: float) -> str:
@@ -114,10 +122,10 @@ def model_sentence(
         wait_ms = spec.io_wait_ms(spec.query_value(spec.path_query(load_path)[1], "ms"))
         wait_s = wait_ms / 1000
         bound = waiting.ceiling_per_sec(wait_s)
-        if bound is not None:
+        if bound is not None and waiting.requests is not None:
             return (
-                f"Model for {workload}: {stack} can have {waiting.requests:,} requests waiting "
-                f"at once ({waiting.how}); each waits {wait_ms} ms, so by Little's law it "
+                f"Model for {workload}: {stack} can have {_plural(waiting.requests, 'request')} "
+                f"waiting at once ({waiting.how}); each waits {wait_ms} ms, so by Little's law it "
                 f"cannot exceed {_rate(bound)} req/s whatever its CPU; it served {_rate(rps)} "
                 f"({rps / bound * 100:.0f} % of that bound)."
             )
@@ -135,8 +143,8 @@ def model_sentence(
         )
     if waiting.requests is not None:
         return (
-            f"Model for {workload}: {stack} can have {waiting.requests:,} requests in progress "
-            f"at once ({waiting.how}); each holds its worker while it waits on PostgreSQL, so "
+            f"Model for {workload}: {stack} can have {_plural(waiting.requests, 'request')} in "
+            f"progress at once ({waiting.how}); each holds its worker while it waits on PostgreSQL, so "
             "the database round trips, not the CPU alone, set the pace."
         )
     return (
