@@ -104,7 +104,11 @@ def variant_deltas(document: ResultsDocument, facts: Sequence[Facts]) -> list[Va
         # without a twin, an app is measured against the run's first app: the baseline and a
         # candidate measured in one run, paired by round
         paired_twins = first_app is not None and twin(document, first_app, SYNC) == app
-        base_app = sync_app or (first_app if first_app != app and not paired_twins else None)
+        base_app = sync_app or (
+            first_app
+            if first_app != app and not paired_twins and _same_work(document, app, first_app)
+            else None
+        )
         if base_app is not None:
             base = by_key.get((stack, base_app, profile))
             if base is not None:
@@ -168,6 +172,20 @@ def _twin_suggestions(
         )
         for (sync_app, async_app), stacks in pairs.items()
     ]
+
+
+def _same_work(document: ResultsDocument, app: str, other: str | None) -> bool:
+    """Whether two apps may do the same work: not two different built-in workloads (db and
+    io-wait are no baseline and candidate of each other)."""
+    a = document.apps.get(app)
+    b = document.apps.get(other) if other is not None else None
+    return (
+        a is None
+        or b is None
+        or a.workload is None
+        or b.workload is None
+        or (a.workload == b.workload)
+    )
 
 
 def _waits(document: ResultsDocument, app: str) -> bool:
