@@ -177,15 +177,9 @@ def _twin_suggestions(
 def _same_work(document: ResultsDocument, app: str, other: str | None) -> bool:
     """Whether two apps may do the same work: not two different built-in workloads (db and
     io-wait are no baseline and candidate of each other)."""
-    a = document.apps.get(app)
-    b = document.apps.get(other) if other is not None else None
-    return (
-        a is None
-        or b is None
-        or a.workload is None
-        or b.workload is None
-        or (a.workload == b.workload)
-    )
+    a = app_workload(document, app)
+    b = app_workload(document, other) if other is not None else None
+    return a is None or b is None or a == b
 
 
 def _waits(document: ResultsDocument, app: str) -> bool:
