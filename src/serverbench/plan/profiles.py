@@ -122,7 +122,7 @@ def validate(profile: Profile) -> Profile:
         profile.rate_per_s is not None or not profile.peak_profile
     ):
         raise UsageError(f"{where}: a share of the peak needs the peak's profile, and no rate")
-    if profile.mix and profile.rate_per_s is not None:
+    if profile.mix and profile.open_loop:
         raise UsageError(
             f"{where}: a request mix is sent by wrk's closed loop only; drop the mix or the "
             "offered rate (--rate)"
