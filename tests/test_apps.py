@@ -91,7 +91,7 @@ def test_relative_app_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("spec", "options", "fragment"),
     [
-        ("nope", UserAppOptions(), "unknown app 'nope'; use one of seed-flask, seed-fastapi"),
+        ("nope", UserAppOptions(), "unknown app 'nope'; use seed-flask, seed-fastapi, a workload"),
         ("seed_flask", UserAppOptions(), "unknown app"),
         ("module", UserAppOptions(), "module:attribute"),
         ("module:", UserAppOptions(), "module:attribute"),

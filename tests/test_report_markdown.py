@@ -488,3 +488,12 @@ def test_the_first_two_of_a_ranking_are_tied_unless_paired_rounds_tell_them_apar
     conclusion = render_markdown(two).split("## Conclusion", 1)[1]
     assert "bjoern against uvicorn: no significant difference (" in conclusion
     assert "treat them as tied." in conclusion
+
+
+def test_two_different_builtin_workloads_are_no_baseline_and_candidate(
+    two: ResultsDocument,
+) -> None:
+    two.apps["seed-flask"] = replace(two.apps["seed-flask"], workload="io-wait")
+    two.apps["seed-fastapi"] = replace(two.apps["seed-fastapi"], workload="db")
+    section = render_markdown(two).split("## Further optimizations", 1)[1].split("\n## ", 1)[0]
+    assert "seed-fastapi vs seed-flask" not in section

@@ -5,6 +5,7 @@
     ├── AppError                the app under test does not import, has no such attribute, wrong interface
     ├── StackUnavailable        a server package or system tool is missing
     ├── StackStartError         a stack did not become ready (exited early, never listened)
+    │   └── ServiceError        a service the app needs (its database) did not start
     ├── VerificationError       a stack answered, but not with the expected response
     ├── LoadGeneratorError      wrk is missing, failed, or produced no result
     └── ResultsError            a results file cannot be read, written or understood
@@ -31,6 +32,10 @@ class StackUnavailable(ServerbenchError):
 
 
 class StackStartError(ServerbenchError):
+    pass
+
+
+class ServiceError(StackStartError):
     pass
 
 

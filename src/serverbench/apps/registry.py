@@ -1,7 +1,9 @@
 """The workload axis: which app is served, where to send load, and what a correct answer is.
 
-Built-in apps are the seed report's Flask app and its FastAPI twin; a user's own app is named
-by an import string. Expected bodies are compared as parsed JSON (Flask ends its body with a
+Built-in apps are the seed report's Flask app and its FastAPI twin, and the workloads (a
+database, an I/O wait, payloads; see `serverbench.workloads.catalog`) in a Flask and a FastAPI
+variant each, whose answers are checked by `serverbench.workloads.checks`; a user's own app is
+named by an import string and may ask for services (`--service postgres`). Expected bodies are compared as parsed JSON (Flask ends its body with a
 newline, FastAPI does not), with "{msisdn}" in the template replaced by the requested value.
 """
 
@@ -9,11 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from serverbench.errors import UsageError
+from serverbench.services.registry import SERVICE_NAMES
+from serverbench.workloads import catalog
+from serverbench.workloads.spec import path_query
 
 Interface = Literal["wsgi", "asgi"]
 INTERFACES: tuple[Interface, ...] = ("wsgi", "asgi")
@@ -43,7 +48,10 @@ class App:
     expected: ExpectedResponse
     search_path: str | None = None  # prepended to PYTHONPATH of every server process
     builtin: bool = False
-    workload: str | None = None  # apps doing the same work in another style share it
+    services: tuple[str, ...] = ()  # started before the stack, stopped after it
+    # apps doing the same work in another style share it: "seed", or a built-in workload of
+    # serverbench.workloads.catalog, whose answers are checked by its rules
+    workload: str | None = None
 
     def path_for(self, msisdn: str) -> str:
         return self.path_template.replace("{msisdn}", msisdn)
@@ -95,7 +103,38 @@ BUILTIN_APPS: dict[str, App] = {
         workload="seed",
     ),
 }
+
+
+def _workload_apps() -> dict[str, App]:
+    apps: dict[str, App] = {}
+    for workload in catalog.WORKLOADS.values():
+        for variant in catalog.VARIANTS.values():
+            name = catalog.app_name(workload.name, variant.name)
+            apps[name] = App(
+                name=name,
+                import_string=variant.import_string,
+                interface="wsgi" if variant.interface == "wsgi" else "asgi",
+                path_template=SEED_PATH if workload.name == "json" else workload.path,
+                expected=ExpectedResponse(status=200),
+                builtin=True,
+                services=workload.services,
+                workload=workload.name,
+            )
+    return apps
+
+
+BUILTIN_APPS.update(_workload_apps())
 DEFAULT_APP = "seed-flask"
+
+
+def expand_app_names(specs: list[str]) -> list[str]:
+    """`--app db` means db-flask and db-fastapi; `--app db,io-wait` works too."""
+    names: list[str] = []
+    for spec in specs:
+        for part in spec.split(","):
+            names.extend(name for name in catalog.expand(part.strip()) if name not in names)
+    return names
+
 
 _IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -108,6 +147,26 @@ class UserAppOptions:
     expect_status: int = 200
     expect_json: str | None = None
     expect_regex: str | None = None
+    services: tuple[str, ...] = ()
+
+
+def _with_path(app: App, path: str) -> App:
+    """A built-in workload loading another path of its own endpoint (`/io-wait?ms=50`)."""
+    if (
+        app.workload not in catalog.WORKLOADS
+        or path_query(path)[0] != path_query(app.path_template)[0]
+    ):
+        raise UsageError(
+            f"--path {path!r} does not fit the built-in app {app.name}; give a path of its "
+            f"endpoint, for example --path {app.path_template}, or use your own app"
+        )
+    return replace(app, path_template=path)
+
+
+def _check_services(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name not in SERVICE_NAMES:
+            raise UsageError(f"unknown service {name!r}; use one of {', '.join(SERVICE_NAMES)}")
 
 
 def resolve_app(spec: str, options: UserAppOptions | None = None) -> App:
@@ -117,12 +176,18 @@ def resolve_app(spec: str, options: UserAppOptions | None = None) -> App:
     interface is checked by `app_probe.inspect_app`, before any server starts.
     """
     options = options or UserAppOptions()
+    _check_services(options.services)
     if spec in BUILTIN_APPS:
-        return BUILTIN_APPS[spec]
+        app = BUILTIN_APPS[spec]
+        if options.path is not None:
+            app = _with_path(app, options.path)
+        extra = tuple(name for name in options.services if name not in app.services)
+        return replace(app, services=app.services + extra) if extra else app
     if not _IMPORT_STRING.match(spec):
-        names = ", ".join(BUILTIN_APPS)
+        names = f"seed-flask, seed-fastapi, a workload ({', '.join(catalog.WORKLOADS)}) as "
+        names += "NAME-flask or NAME-fastapi (NAME alone: both)"
         raise UsageError(
-            f"unknown app {spec!r}; use one of {names}, or your own as module:attribute "
+            f"unknown app {spec!r}; use {names}, or your own as module:attribute "
             "(for example --app myproject.wsgi:application)"
         )
     if options.interface is not None and options.interface not in INTERFACES:
@@ -166,4 +231,5 @@ def resolve_app(spec: str, options: UserAppOptions | None = None) -> App:
             status=options.expect_status, json_body=json_body, body_regex=options.expect_regex
         ),
         search_path=str(Path(app_dir).resolve()) if app_dir else str(Path.cwd()),
+        services=options.services,
     )

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from serverbench.apps.registry import BUILTIN_APPS, DEFAULT_APP, UserAppOptions
+from serverbench.apps.registry import DEFAULT_APP, UserAppOptions
 from serverbench.observe.host_limits import CpuSplit, plan_cpu_split
 from serverbench.plan.inputs import check_expected_status
+from serverbench.services.registry import SERVICE_NAMES
+from serverbench.workloads.catalog import WORKLOADS
 
 # p99 <= 100 ms: a tail a person does not notice on a page or an API call (the classic 0.1 s
 # "instant" threshold), strict enough that only rates below a server's saturation hold it in
@@ -23,7 +25,10 @@ def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
         "--app",
         action="append" if many else "store",
         metavar="APP",
-        help=f"{', '.join(BUILTIN_APPS)} or module:attr (default {DEFAULT_APP})",
+        help=(
+            f"seed-flask, seed-fastapi, a workload ({', '.join(WORKLOADS)}) as NAME-flask or "
+            f"NAME-fastapi (NAME alone: both), or module:attr (default {DEFAULT_APP})"
+        ),
     )
     group.add_argument(
         "--interface", choices=("wsgi", "asgi"), help="your app's interface (detected when omitted)"
@@ -35,6 +40,14 @@ def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
     group.add_argument("--expect-status", type=int, help="expected status (default 200)")
     group.add_argument("--expect-json", help="expected JSON body, compared parsed")
     group.add_argument("--expect-regex", help="regular expression the body must match")
+    group.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        choices=SERVICE_NAMES,
+        help="a service your app needs, started per job (postgres: a throwaway PostgreSQL, "
+        "its address in DATABASE_URL)",
+    )
 
 
 def add_stack_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -72,6 +85,7 @@ def app_options(args: argparse.Namespace) -> UserAppOptions:
         expect_status=200 if args.expect_status is None else args.expect_status,
         expect_json=args.expect_json,
         expect_regex=args.expect_regex,
+        services=tuple(args.service),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serverbench.apps.registry import DEFAULT_APP, UserAppOptions
+from serverbench.apps.registry import DEFAULT_APP, UserAppOptions, expand_app_names
 from serverbench.plan.config import AppEntry, ProjectConfig, find_config, load_config
 from serverbench.plan.selection import parse_overrides
 from serverbench.plan.server_env import parse_env_pairs
@@ -129,7 +129,7 @@ def resolve(args: argparse.Namespace) -> Project:
     if isinstance(flag_apps, str):
         flag_apps = [flag_apps]
     if flag_apps:
-        entries = [AppEntry(spec=spec) for spec in flag_apps]
+        entries = [AppEntry(spec=spec) for spec in expand_app_names(flag_apps)]
     else:
         entries = list(config.apps) or [AppEntry(spec=DEFAULT_APP)]
     apps = tuple(

@@ -317,7 +317,7 @@ def _check_url_answers(plan: RunPlan) -> None:
         )
 
 
-_URL_EXCLUDES = ("stack", "app", "set", "path", "app_dir", "interface")
+_URL_EXCLUDES = ("stack", "app", "set", "path", "app_dir", "interface", "service")
 
 
 def _url_target(args: argparse.Namespace) -> TargetUrl | None:

@@ -29,6 +29,8 @@ class LoadRequest:
     timeout_s: float
     rate_per_s: float | None = None  # open loop: the offered rate; None for a closed loop
     arrivals: Arrivals = "constant"  # open loop: evenly spaced or Poisson arrivals
+    # several paths of the url's server with weights (load.mix), instead of the url's path
+    mix: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

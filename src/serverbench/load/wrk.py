@@ -45,6 +45,7 @@ class WrkSettings:
     duration_s: float
     timeout_s: float = 2.0  # wrk --timeout; responses slower count as timeout errors
     headers: tuple[str, ...] = ()  # extra "-H" values
+    extra_lua: str = ""  # appended to wrk_json.lua, e.g. a request mix's request() (load.mix)
 
     @property
     def wrk_duration_s(self) -> int:

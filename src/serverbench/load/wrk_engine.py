@@ -12,8 +12,9 @@ from typing import Literal
 
 from serverbench.errors import LoadGeneratorError
 from serverbench.load.engine import EngineRun, LoadRequest, OnStart
-from serverbench.load.wrk import WrkMeasurement, WrkSettings, build_argv, lua_script_path
-from serverbench.load.wrk_process import run_wrk
+from serverbench.load.mix import RequestMix, lua
+from serverbench.load.wrk import WrkMeasurement, WrkSettings, build_argv
+from serverbench.load.wrk_process import run_wrk, script_path
 from serverbench.results.model import ErrorCounts, Measurement, measurement_of
 
 
@@ -23,6 +24,7 @@ def wrk_settings(request: LoadRequest) -> WrkSettings:
         connections=request.connections,
         duration_s=request.duration_s,
         timeout_s=request.timeout_s,
+        extra_lua=lua(RequestMix(weights=request.mix)) if request.mix else "",
     )
 
 
@@ -84,6 +86,8 @@ class WrkEngine:
         )
         return EngineRun(
             measurement=measurement_from_wrk(wrk, request.connections),
-            argv=build_argv(settings, request.url, str(lua_script_path()), cpus),
+            argv=build_argv(
+                settings, request.url, str(script_path(settings, out_dir, label)), cpus
+            ),
             wrk=wrk.details,
         )

@@ -28,6 +28,11 @@ from serverbench.run import guardian
 from serverbench.run.process import log_tail
 
 
+def script_path(settings: WrkSettings, out_dir: Path, label: str) -> Path:
+    """The Lua script wrk runs: ours, or ours with the settings' extra Lua in the job folder."""
+    return out_dir / f"{label}.wrk.lua" if settings.extra_lua else lua_script_path()
+
+
 def run_wrk(
     settings: WrkSettings,
     url: str,
@@ -45,7 +50,11 @@ def run_wrk(
     done() and start-up fit in the grace); past that it is killed. `on_start` gets wrk's pid
     right after the spawn (with taskset, taskset execs wrk, so the pid is wrk's).
     """
-    argv = build_argv(settings, url, str(lua_script_path()), cpus)
+    script = script_path(settings, out_dir, label)
+    if settings.extra_lua:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        script.write_text(lua_script_path().read_text() + settings.extra_lua)
+    argv = build_argv(settings, url, str(script), cpus)
     tools = [("wrk", "wrk")] + ([("taskset", "util-linux")] if cpus is not None else [])
     for tool, package in tools:
         if shutil.which(tool) is None:

@@ -14,10 +14,18 @@ from serverbench.observe.host_limits import CpuSplit
 from serverbench.plan.profiles import Profile
 from serverbench.plan.server_env import masked, unmasked
 from serverbench.results.inference import PrecisionGoal
-from serverbench.results.model import AppRecord, ConfigRecord, NotApplicable, PlanRecord, Role
+from serverbench.results.model import (
+    AppRecord,
+    ConfigRecord,
+    NotApplicable,
+    PlanRecord,
+    Role,
+    SettingRecord,
+)
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import interface_mismatch
 from serverbench.stacks.interpreter import Interpreter, own, probe
+from serverbench.workloads.catalog import builtin_workload, workload_settings
 
 REFERENCE_STACK = "nginx-static"
 EXTERNAL_STACK = "url"  # the stack name a --url target's runs are recorded under
@@ -82,8 +90,14 @@ class Job:
 
 
 def reference_app(apps: Sequence[App]) -> App:
-    """The ceiling answers the seed's JSON; user apps are read against it on the seed path."""
-    return next((app for app in apps if app.builtin), BUILTIN_APPS["seed-flask"])
+    """The ceiling answers the seed's JSON; user apps are read against it on the seed path,
+    and a built-in workload other than json is not compared with it (it is other work)."""
+
+    def same_work(app: App) -> bool:
+        workload = builtin_workload(app)
+        return app.builtin and (workload is None or workload.same_work_as_ceiling)
+
+    return next((app for app in apps if same_work(app)), BUILTIN_APPS["seed-flask"])
 
 
 def not_applicable(plan: RunPlan) -> list[NotApplicable]:
@@ -185,6 +199,8 @@ def app_record(app: App, url: str | None = None) -> AppRecord:
         search_path=app.search_path,
         workload=app.workload,
         url=url,
+        services=app.services,
+        settings=tuple(SettingRecord(**setting) for setting in workload_settings(app)),
     )
 
 
@@ -198,4 +214,5 @@ def app_from_record(record: AppRecord) -> App:
         builtin=record.builtin,
         search_path=record.search_path,
         workload=record.workload,
+        services=record.services,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from serverbench.errors import UsageError
+from serverbench.load.mix import RequestMix, parse_mix
 from serverbench.load.open_loop.schedule import Arrivals
 
 
@@ -38,6 +39,14 @@ class Profile:
     @property
     def open_loop(self) -> bool:
         return self.rate_per_s is not None or self.rate_share is not None
+
+    # several paths of the app with weights, sent in a fixed interleaving (load.mix); empty:
+    # the app's own load path only
+    mix: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def request_mix(self) -> RequestMix | None:
+        return RequestMix(weights=self.mix) if self.mix else None
 
 
 PROFILES: dict[str, Profile] = {
@@ -113,6 +122,11 @@ def validate(profile: Profile) -> Profile:
         profile.rate_per_s is not None or not profile.peak_profile
     ):
         raise UsageError(f"{where}: a share of the peak needs the peak's profile, and no rate")
+    if profile.mix and profile.open_loop:
+        raise UsageError(
+            f"{where}: a request mix is sent by wrk's closed loop only; drop the mix or the "
+            "offered rate (--rate)"
+        )
     return profile
 
 
@@ -197,9 +211,13 @@ def _profile_from_table(name: str, table: Any, path: object) -> Profile:
     for key, value in table.items():
         if key == "base":
             continue
+        if key == "mix":
+            fields["mix"] = parse_mix(value, where=f"{path}: [profiles.{name}]").weights
+            continue
         if key not in _FIELDS:
             raise UsageError(
-                f"{path}: [profiles.{name}] has unknown key {key!r}; known: base, {', '.join(_FIELDS)}"
+                f"{path}: [profiles.{name}] has unknown key {key!r}; known: base, "
+                f"{', '.join(_FIELDS)}, mix"
             )
         kind = _FIELDS[key]
         if kind is str:

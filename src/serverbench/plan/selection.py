@@ -6,11 +6,13 @@ from collections.abc import Mapping, Sequence
 
 from serverbench.apps.importer import inspect_app
 from serverbench.apps.registry import DEFAULT_APP, App, UserAppOptions, resolve_app
-from serverbench.errors import UsageError
+from serverbench.errors import StackUnavailable, UsageError
 from serverbench.plan.inputs import check_overrides
+from serverbench.services.registry import get_service
 from serverbench.stacks import SEED_STACKS, STACKS, get_stack
 from serverbench.stacks.base import Stack
 from serverbench.stacks.interpreter import Interpreter
+from serverbench.workloads.catalog import workload_settings
 
 
 def select_stacks(
@@ -73,5 +75,11 @@ def prepare_app(
     python: Interpreter | None = None,
     env: Mapping[str, str] | None = None,
 ) -> App:
+    """The app, imported and inspected; refused if a service it needs cannot run here."""
     app = resolve_app(spec or DEFAULT_APP, options)
+    for name in app.services:
+        reason = get_service(name).unavailable_reason()
+        if reason is not None:
+            raise StackUnavailable(f"app {app.name} needs {name}, which is unavailable: {reason}")
+    workload_settings(app)  # refuses a bad $SERVERBENCH_DB_POOL_SIZE
     return inspect_app(app, interface_given=options.interface is not None, python=python, env=env)

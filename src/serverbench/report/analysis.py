@@ -18,8 +18,10 @@ from serverbench.report.facts import (
     REFERENCE_ROLE,
     Facts,
     Resources,
+    app_cost_skipped,
     app_cost_us,
     app_rate,
+    app_workload,
     ceiling_for,
     profile_index,
     profile_order,
@@ -32,6 +34,7 @@ from serverbench.report.numbers import (
     pct,
     rate_range,
 )
+from serverbench.report.waiting import model_sentence
 from serverbench.results.model import ResultsDocument
 
 CPU_BOUND = 0.85
@@ -176,7 +179,9 @@ def _limits(document: ResultsDocument, facts: Sequence[Facts], f: Facts, prose: 
     """How close the stack came to the reference ceiling and to the app's own limit."""
     shares = []
     ceiling = ceiling_for(facts, f.cell.profile)
-    if ceiling is not None and ceiling.rps > 0:
+    workload = app_workload(document, f.cell.app)
+    same_work = workload is None or workload.same_work_as_ceiling
+    if ceiling is not None and ceiling.rps > 0 and same_work:
         shares.append(
             f"{pct(f.rps / ceiling.rps * 100)} of the {ceiling.cell.stack} ceiling "
             f"({format_rate(ceiling.rps)} req/s)"
@@ -194,6 +199,35 @@ def _limits(document: ResultsDocument, facts: Sequence[Facts], f: Facts, prose: 
             + " and ".join(shares)
             + "."
         )
+    if not same_work:
+        skipped = app_cost_skipped(document, f.cell.app)
+        prose.reasons.append(
+            f"For {f.cell.app}, {f.cell.profile} no ceiling or in-process limit is compared: "
+            "the nginx-static ceiling answers the seed's small JSON, other work than this, and "
+            + (skipped if skipped else "the in-process cost is the app's alone")
+            + "."
+        )
+    sentence = _model_sentence(document, f)
+    if sentence is not None:
+        prose.reasons.append(sentence)
+
+
+def _model_sentence(document: ResultsDocument, f: Facts) -> str | None:
+    """An I/O-bound workload's result explained by how many requests the stack can hold."""
+    workload, run = app_workload(document, f.cell.app), f.cell.median_run
+    app = document.apps.get(f.cell.app)
+    if workload is None or workload.cpu_bound or run is None or app is None:
+        return None
+    return model_sentence(
+        stack=f.cell.stack,
+        interface=app.interface,
+        settings=run.settings,
+        workload=workload.name,
+        load_path=app.load_path,
+        rps=f.rps,
+        connections=f.connections,
+        machine_cpus=document.environment.cpu_count or 1,
+    )
 
 
 def _cpu(document: ResultsDocument, f: Facts, res: Resources, prose: _Prose) -> None:

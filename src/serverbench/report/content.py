@@ -9,6 +9,7 @@ to `code` and **bold**, which both renderers understand.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.plan.profiles import Profile
@@ -27,7 +28,9 @@ from serverbench.report.facts import (
     REFERENCE_ROLE,
     Facts,
     all_facts,
+    app_cost_skipped,
     app_rate,
+    app_workload,
     profile_index,
     profile_order,
     stack_order,
@@ -46,7 +49,7 @@ from serverbench.report.variants import suggestions, variant_deltas
 from serverbench.report.wrk_text import wrk_text
 from serverbench.results.aggregate import Cell
 from serverbench.results.inference import pair_by_round, paired_change
-from serverbench.results.model import AppRecord, Loop, ResultsDocument
+from serverbench.results.model import AppRecord, Loop, ResultsDocument, ServiceRecord
 
 # --- the sections ---------------------------------------------------------------------------
 
@@ -82,6 +85,7 @@ def _profile_line(p: Profile) -> str:
         + (f"a {p.primer_s:g} s primer and " if p.primer_s else "")
         + f"{p.warmup_s:g} s warm-up, wrk --timeout {p.timeout_s:g} s"
         + (f" ({p.description})" if p.description else "")
+        + (f"; request mix: {p.request_mix.describe()}" if p.request_mix else "")
     )
 
 
@@ -129,25 +133,63 @@ def _project_blocks(document: ResultsDocument) -> list[Block]:
     return [Paragraph(text=" ".join(lines))] if lines else []
 
 
-def _app_blocks(document: ResultsDocument, name: str, info: AppRecord) -> list[Block]:
+def _app_blocks(
+    document: ResultsDocument, name: str, info: AppRecord, shown_sources: set[Path]
+) -> list[Block]:
     blocks: list[Block] = [Heading(level=3, text=f"Application: {name}")]
     facts = [
         f"{info.interface.upper()} app `{info.import_string}`",
         f"load path `{info.load_path}`",
     ]
+    workload = app_workload(document, name)
+    if workload is not None:
+        facts.append(f"workload {workload.name}: {workload.exercises}")
+    if info.services:
+        facts.append(
+            "started for every job: " + ", ".join(info.services) + " (address in `DATABASE_URL`)"
+        )
+    facts.extend(f"`{s.name}` = {s.value} ({s.source})" for s in info.settings)
     rate = app_rate(document, name)
+    skipped = app_cost_skipped(document, name)
     if rate:
         facts.append(
             f"in-process cost {format_us(1e6 / rate)} per call ({format_rate(rate)} calls/s on one "
             "CPU, no server, no sockets): the app's own limit"
         )
+    elif skipped:
+        facts.append(f"no in-process limit: {skipped}")
     blocks.append(Paragraph(text="; ".join(facts) + "."))
     builtin = BUILTIN_APPS.get(name)
     source = (
         builtin.source_file if builtin and builtin.import_string == info.import_string else None
     )
-    if source is not None and source.is_file():
+    if source is not None and source in shown_sources:
+        blocks.append(Paragraph(text=f"Source: `{info.import_string}`, shown above."))
+    elif source is not None and source.is_file():
+        shown_sources.add(source)
         blocks.append(Code(text=source.read_text().rstrip("\n"), language="python"))
+    return blocks
+
+
+def _services_blocks(document: ResultsDocument) -> list[Block]:
+    """Each service's version and settings with their sources, from the first run that had it."""
+    seen: dict[str, ServiceRecord] = {}
+    for run in document.runs:
+        for name, record in run.services.items():
+            seen.setdefault(name, record)
+    blocks: list[Block] = []
+    for name, record in seen.items():
+        blocks.append(Heading(level=3, text=f"Service: {name} ({record.version})"))
+        blocks.append(
+            Paragraph(
+                text="Started by serverbench for every job that needs it, in the job's folder, "
+                "on the server CPUs (it serves the server, so its CPU counts in the stack's), "
+                "and removed after the job."
+            )
+        )
+        blocks.append(
+            Bullets(items=tuple(f"`{s.name}` = `{s.value}` ({s.source})" for s in record.settings))
+        )
     return blocks
 
 
@@ -191,8 +233,10 @@ def _servers(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block]:
 def test_setup(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block]:
     env = document.environment
     blocks: list[Block] = [Heading(level=2, text="Test setup")]
+    shown_sources: set[Path] = set()
     for name, info in document.apps.items():
-        blocks.extend(_app_blocks(document, name, info))
+        blocks.extend(_app_blocks(document, name, info, shown_sources))
+    blocks.extend(_services_blocks(document))
     blocks.append(Heading(level=3, text="Benchmarking tool"))
     blocks.append(
         Bullets(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from serverbench.plan.profiles import Profile
 from serverbench.results.aggregate import Cell, cells
 from serverbench.results.model import Loop, Measurement, ResultsDocument, RunRecord
+from serverbench.workloads.catalog import Workload, builtin_workload
 
 REFERENCE_ROLE = "reference"
 
@@ -170,6 +171,18 @@ def app_rate(document: ResultsDocument, app: str) -> float | None:
     """The app's in-process calls per second on one CPU, when it was measured."""
     cost = document.references.app_cost.get(app)
     return cost.calls_per_sec if cost and cost.calls_per_sec else None
+
+
+def app_cost_skipped(document: ResultsDocument, app: str) -> str | None:
+    """Why the app's in-process cost was not measured (it waits on I/O), if it was not."""
+    cost = document.references.app_cost.get(app)
+    return cost.skipped if cost else None
+
+
+def app_workload(document: ResultsDocument, app: str) -> Workload | None:
+    """The built-in workload (serverbench.workloads.catalog) an app of the document runs."""
+    record = document.apps.get(app)
+    return builtin_workload(record) if record is not None else None
 
 
 def app_cost_us(document: ResultsDocument, app: str) -> float | None:

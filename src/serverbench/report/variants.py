@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serverbench.apps.registry import BUILTIN_APPS
-from serverbench.report.facts import REFERENCE_ROLE, Facts, stack_order
+from serverbench.report.facts import REFERENCE_ROLE, Facts, app_workload, stack_order
 from serverbench.report.numbers import format_rate, format_us, pct
 from serverbench.report.uncertainty import describe_change
 from serverbench.results.inference import Change, pair_by_round, paired_change
@@ -104,7 +104,11 @@ def variant_deltas(document: ResultsDocument, facts: Sequence[Facts]) -> list[Va
         # without a twin, an app is measured against the run's first app: the baseline and a
         # candidate measured in one run, paired by round
         paired_twins = first_app is not None and twin(document, first_app, SYNC) == app
-        base_app = sync_app or (first_app if first_app != app and not paired_twins else None)
+        base_app = sync_app or (
+            first_app
+            if first_app != app and not paired_twins and _same_work(document, app, first_app)
+            else None
+        )
         if base_app is not None:
             base = by_key.get((stack, base_app, profile))
             if base is not None:
@@ -159,8 +163,29 @@ def _twin_suggestions(
         f"same workload as an ASGI app ({async_app}) instead of the WSGI one ({sync_app}). "
         f"Measure it: `serverbench run --stack {','.join(stacks)} --app {sync_app} "
         f"--app {async_app}`."
+        + (
+            ""
+            if _waits(document, sync_app)
+            else " An event loop pays off only when requests wait, which this app never does: "
+            f"`serverbench run --stack {','.join(stacks)} --app io-wait --app db` measures both "
+            "variants of waiting workloads."
+        )
         for (sync_app, async_app), stacks in pairs.items()
     ]
+
+
+def _same_work(document: ResultsDocument, app: str, other: str | None) -> bool:
+    """Whether two apps may do the same work: not two different built-in workloads (db and
+    io-wait are no baseline and candidate of each other)."""
+    a = app_workload(document, app)
+    b = app_workload(document, other) if other is not None else None
+    return a is None or b is None or a == b
+
+
+def _waits(document: ResultsDocument, app: str) -> bool:
+    """Whether the app's requests wait on I/O (a built-in waiting workload)."""
+    workload = app_workload(document, app)
+    return workload is not None and not workload.cpu_bound
 
 
 def _processes_suggestions(

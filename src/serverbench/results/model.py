@@ -203,6 +203,25 @@ class RunRecord:
     noise: NoiseWindow | None = None  # what else the machine did during the measured window
     logs: dict[str, LogSize] = field(default_factory=dict)  # per component
     warnings: tuple[str, ...] = ()  # what the report should say about this run alone
+    services: dict[str, ServiceRecord] = field(default_factory=dict)  # the app's, this job's
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingRecord:
+    """A setting of a service or an app, with where its value comes from."""
+
+    name: str
+    value: SettingValue
+    source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceRecord:
+    """A service started for one job (its database): what ran, and how it was set."""
+
+    version: str
+    settings: tuple[SettingRecord, ...] = ()
+    app_env: dict[str, str] = field(default_factory=dict)  # what the app got, secrets masked
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +236,8 @@ class AppRecord:
     search_path: str | None = None
     workload: str | None = None  # apps that do the same work in two styles share it
     url: str | None = None
+    services: tuple[str, ...] = ()  # started for every job of the app
+    settings: tuple[SettingRecord, ...] = ()  # the app's own (a built-in workload's pool size)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,6 +265,7 @@ class AppCost:
     calls_per_sec: float = 0.0
     status: int | None = None
     error: str | None = None  # why it could not be measured
+    skipped: str | None = None  # why it means nothing for this app (it waits on I/O)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,10 +1,12 @@
 """Bringing a stack up and down: the one place that acts on a LaunchPlan.
 
-Up: write the generated files, start each component in order (backends before nginx), wait
-until each one accepts connections (failing at once, with its log tail, if it exits), then
-verify correct responses through the front. While up, the components' logs are kept under a
-size cap (run/log_cap.py). Down: stop the components in reverse order, always, whatever
-happened.
+Up: start the services the app needs (its database; see `run.services`), write the generated
+files, start each component in order (backends before nginx) with the services' addresses in
+its environment, wait until each one accepts connections (failing at once, with its log tail,
+if it exits), then verify correct responses through the front. While up, the components' logs
+are kept under a size cap (run/log_cap.py). Down: stop the components in reverse order, then
+the services, always, whatever happened. A service's process counts as a component: it is
+sampled, and its exit ends the stack.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from serverbench.results.model import LogSize
 from serverbench.run.host import LOCAL, Host
 from serverbench.run.log_cap import LogCap
 from serverbench.run.process import ManagedProcess
+from serverbench.run.services import RunningService, needs_of, running_services
 from serverbench.run.verify import accepts_connection, verify, wait_until
 from serverbench.stacks.base import (
     LaunchPlan,
@@ -74,7 +77,8 @@ class RunningStack:
     name: str
     plan: LaunchPlan
     host: Host = LOCAL
-    processes: list[ManagedProcess] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)  # services' first
+    services: list[RunningService] = field(default_factory=list)
     log_cap: LogCap | None = None
 
     @property
@@ -103,16 +107,28 @@ class RunningStack:
                 return f"{process.name} exited with code {code}:\n{process.tail()}"
         return None
 
+    def exited_service(self) -> str | None:
+        """The name of a service whose process exited, if one did."""
+        for service in self.services:
+            if service.exited() is not None:
+                return service.name
+        return None
+
 
 def _start(
-    running: RunningStack, host: Host, log_dir: Path, cpus: str | None, ready_timeout_s: float
+    running: RunningStack,
+    host: Host,
+    log_dir: Path,
+    cpus: str | None,
+    ready_timeout_s: float,
+    service_env: Mapping[str, str],
 ) -> None:
     for component in running.plan.components:
         process = host.spawn(
             component.name,
             component.argv,
             log_path=log_dir / f"{component.name}.log",
-            env=component.env,
+            env={**component.env, **service_env},
             cwd=component.cwd,
             cpus=cpus if component.pinned else None,
             stop_signal=component.stop_signal,
@@ -157,22 +173,30 @@ def running_stack(
         for generated in component.files:
             host.write_file(generated.path, generated.content)
     running = RunningStack(name=stack.name, plan=plan, host=host)
-    running.log_cap = LogCap(
-        {component.name: ctx.run_dir / f"{component.name}.log" for component in plan.components}
-    ).start()
-    try:
-        _start(running, host, ctx.run_dir, cpus, ready_timeout_s)
-        _verify_front(running, ctx)
-        yield running
-    finally:
-        for process in reversed(running.processes):
-            process.stop()
-        running.log_cap.stop()
+    needs = needs_of(ctx.app)
+    with running_services(needs, job_dir=ctx.run_dir, cpus=cpus, host=host) as services:
+        running.services = services
+        running.processes.extend(service.process for service in services)
+        service_env = {
+            name: value for service in services for name, value in service.plan.app_env.items()
+        }
+        running.log_cap = LogCap(
+            {component.name: ctx.run_dir / f"{component.name}.log" for component in plan.components}
+        ).start()
+        try:
+            _start(running, host, ctx.run_dir, cpus, ready_timeout_s, service_env)
+            _verify_front(running, ctx, ready_timeout_s)
+            yield running
+        finally:
+            for process in reversed(running.processes):
+                process.stop()
+            running.log_cap.stop()
 
 
-def _verify_front(running: RunningStack, ctx: StackContext) -> None:
+def _verify_front(running: RunningStack, ctx: StackContext, ready_timeout_s: float) -> None:
     # a proxy can answer before its backends are warm; give a fresh stack a moment to settle
-    deadline = time.monotonic() + 3.0
+    started = time.monotonic()
+    deadline = started + 3.0
     while True:
         mismatch = verify(running.front, ctx.app)
         if mismatch is None:
@@ -180,7 +204,10 @@ def _verify_front(running: RunningStack, ctx: StackContext) -> None:
         gone = running.exited()
         if gone is not None:
             raise StackStartError(f"{running.name}: {gone}")
-        if time.monotonic() >= deadline:
+        # a pre-fork master listens before its workers have imported the app: no answer yet
+        # is a stack still starting (up to the ready timeout), not a wrong answer
+        booting = not mismatch.answered and time.monotonic() < started + ready_timeout_s
+        if time.monotonic() >= deadline and not booting:
             raise VerificationError(
                 f"{running.name} serving {ctx.app.name} answered wrongly: {mismatch}; "
                 "fix the app or the expected response (--expect-status/--expect-json/--expect-regex)"

@@ -49,6 +49,8 @@ from serverbench.results.model import (
     RunRecord,
     RunStatus,
     RunUsage,
+    ServiceRecord,
+    SettingRecord,
 )
 from serverbench.results.store import RESULTS_NAME, save
 from serverbench.run.host import LOCAL, Host
@@ -60,6 +62,7 @@ from serverbench.run.url_target import parse_target_url, target_stack
 from serverbench.run.verdicts import FAILURE_KINDS, AfterLoad, failure, load_failure, verdict
 from serverbench.run.verify import Mismatch, check_once, check_response, verify
 from serverbench.stacks import get_stack
+from serverbench.workloads.catalog import builtin_workload
 
 PRIMER_CONNECTIONS = 8
 
@@ -110,6 +113,36 @@ def wrong_under_load(app: App, result: EngineRun) -> Mismatch | None:
             if mismatch is not None:
                 return mismatch
     return None
+
+
+def io_bound_reason(app: App) -> str | None:
+    """Why the app's in-process cost is no CPU limit (it waits on I/O), or None if it is one."""
+    workload = builtin_workload(app)
+    if workload is not None and not workload.cpu_bound:
+        return (
+            f"{app.name} waits on I/O in every request: its in-process cost would time the "
+            "wait, not the CPU, so it is no limit for a server"
+        )
+    if app.services:
+        return f"{app.name} needs {', '.join(app.services)}, which runs only with a stack"
+    return None
+
+
+def services_record(running: RunningStack) -> dict[str, ServiceRecord]:
+    """Each service's version and settings with their sources; its password masked."""
+    return {
+        service.name: ServiceRecord(
+            version=service.plan.version,
+            settings=tuple(
+                SettingRecord(name=s.name, value=s.value, source=s.source)
+                for s in service.plan.settings
+            ),
+            app_env={
+                name: service.plan.masked(value) for name, value in service.plan.app_env.items()
+            },
+        )
+        for service in running.services
+    }
 
 
 def process_tree(running: RunningStack) -> dict[int, str]:
@@ -241,6 +274,12 @@ class Runner:
             return  # the user's server runs an app serverbench cannot import
         for app in self.plan.apps:
             if app.name in costs:
+                continue
+            waits = io_bound_reason(app)
+            if waits is not None:
+                # its loop would time the wait (or fail without its database), not the CPU
+                costs[app.name] = AppCost(skipped=waits)
+                self.save()
                 continue
             progress.note(f"measuring {app.name}'s own cost per request in-process")
             try:
@@ -408,7 +447,9 @@ class Runner:
     def engine_for(self, request: LoadRequest) -> LoadEngine:
         return self.engine if request.rate_per_s is None else self.open_engine
 
-    def _post_verify(self, running: RunningStack, app: App) -> tuple[Mismatch | None, float]:
+    def _post_verify(
+        self, running: RunningStack, app: App, mix_paths: Sequence[str] = ()
+    ) -> tuple[Mismatch | None, float]:
         """The answer after the load, and how many seconds the server took to give it.
 
         A server still busy with the load's leftovers gets up to plan.recovery_s.
@@ -416,7 +457,7 @@ class Runner:
         started = time.monotonic()
         deadline = started + self.plan.recovery_s
         while True:
-            mismatch = verify(running.front, app)
+            mismatch = verify(running.front, app, mix_paths=mix_paths)
             if (
                 mismatch is None
                 or mismatch.answered
@@ -436,6 +477,16 @@ class Runner:
     def _measure(self, job: Job, running: RunningStack, started_at: str) -> RunRecord:
         profile = job.profile
         url = running.url + job.app.load_path
+        mix = profile.request_mix
+        mix_paths = mix.paths if mix else ()
+        if mix is not None:
+            # every path of the mix must answer rightly before it is loaded
+            wrong = verify(running.front, job.app, requests=0, mix_paths=mix_paths)
+            if wrong is not None:
+                raise VerificationError(
+                    f"{job.stack} serving {job.app.name} answered a path of profile "
+                    f"{profile.name}'s mix wrongly: {wrong}; use paths the app serves"
+                )
         shape = LoadRequest(
             url=url,
             threads=profile.threads,
@@ -444,6 +495,7 @@ class Runner:
             timeout_s=profile.timeout_s,
             rate_per_s=profile.rate_per_s,
             arrivals=profile.arrivals,
+            mix=profile.mix,
         )
         try:
             if profile.primer_s > 0:
@@ -455,6 +507,7 @@ class Runner:
                     timeout_s=profile.timeout_s,
                     rate_per_s=profile.rate_per_s,
                     arrivals=profile.arrivals,
+                    mix=profile.mix,
                 )
                 primed, _, _ = self._load(job, running, primer, "primer")
             if profile.warmup_s > 0:
@@ -474,6 +527,7 @@ class Runner:
                 server=self.plan.split.server_taskset(), client=self.plan.split.client_taskset()
             ),
             "url": self.plan.url if job.role == "external" else None,
+            "services": services_record(running),
         }
         if profile.primer_s > 0:
             # a few connections, one request each at a time: the latency floor of one request,
@@ -507,7 +561,9 @@ class Runner:
         ]
         starts = [pid for pid in tree_after if pid not in tree_before]
         died = running.exited()
-        mismatch, recovery_s = self._post_verify(running, job.app) if died is None else (None, 0.0)
+        mismatch, recovery_s = (
+            self._post_verify(running, job.app, mix_paths) if died is None else (None, 0.0)
+        )
         fields: dict[str, object] = {
             **common,
             "finished_at": now(),
@@ -534,6 +590,8 @@ class Runner:
         no_good = result.measurement.good_responses == 0 and died is None and mismatch is None
         after = AfterLoad(
             died=died,
+            service_died=running.exited_service(),
+            app=job.app.name,
             mismatch=mismatch,
             recovery_limit_s=self.plan.recovery_s,
             one_request_s=self._one_request_s(running, job.app, profile) if no_good else None,

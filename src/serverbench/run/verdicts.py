@@ -1,7 +1,7 @@
 """Fault verdicts: what a measured job was, from what the load got and how the stack behaved.
 
-A job is `ok`, or failed with one kind (start, verify, died, unresponsive, no_good_responses,
-wrong_response, load) and a message a user can act on; the order of the checks is the order in
+A job is `ok`, or failed with one kind (start, service, verify, died, service_died,
+unresponsive, no_good_responses, wrong_response, load) and a message a user can act on; the order of the checks is the order in
 which one fault explains the next (a dead server explains its missing answers).
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from serverbench.errors import (
     LoadGeneratorError,
     ServerbenchError,
+    ServiceError,
     StackStartError,
     VerificationError,
 )
@@ -22,6 +23,7 @@ from serverbench.run.verify import Mismatch
 
 FAILURE_KINDS: dict[type[ServerbenchError], str] = {
     StackStartError: "start",
+    ServiceError: "service",
     VerificationError: "verify",
 }
 
@@ -31,6 +33,8 @@ class AfterLoad:
     """How the stack stood once the load was over."""
 
     died: str | None  # why a component exited, if one did
+    service_died: str | None = None  # the service (the app's database) that exited, if one did
+    app: str = ""
     mismatch: Mismatch | None  # the verifier's finding after the load
     recovery_limit_s: float
     one_request_s: float | None = None  # one request alone, timed after a load with no good one
@@ -57,6 +61,12 @@ def verdict(
 ) -> tuple[str, str] | None:
     """(kind, message) of the fault the job ended in, or None when it is a good measurement."""
     good = measurement.good_responses
+    if after.died is not None and after.service_died is not None:
+        return (
+            "service_died",
+            f"{after.service_died}, which {after.app or 'the app'} needs, died during the "
+            f"measurement: {after.died}",
+        )
     if after.died is not None:
         return "died", f"{stack} died during the measurement: {after.died}"
     if after.mismatch is not None and not after.mismatch.answered:

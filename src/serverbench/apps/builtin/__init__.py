@@ -1,1 +1,1 @@
-"""The seed report's apps, shipped so that `serverbench run` reproduces it with no app of the user's."""
+"""The built-in apps: the seed report's (reproduced with no app of the user's) and the workloads'."""
