@@ -250,6 +250,14 @@ def test_low_achieved_rate_flags_the_generator_only_while_the_server_kept_up() -
     assert _behind(achieved_rate_per_s=9_800.0, pool_full=12) is None
 
 
+def test_a_saturated_client_flags_the_generator_even_when_the_server_was_slow() -> None:
+    # the client's own queue makes answers late: the server is not to blame for the shortfall
+    reason = _behind(achieved_rate_per_s=7_000.0, timeouts=40, client_cpu_percent=99.0)
+    assert reason is not None
+    assert "client process at 99 % of its core" in reason
+    assert _behind(achieved_rate_per_s=7_000.0, timeouts=40, client_cpu_percent=60.0) is None
+
+
 def test_both_reasons_are_given() -> None:
     reason = _behind(achieved_rate_per_s=5_000.0, send_lag_p99_us=30_000.0)
     assert reason is not None

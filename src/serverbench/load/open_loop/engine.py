@@ -101,6 +101,7 @@ def merge_parts(settings: OpenLoopSettings, parts: Sequence[ProcessPart]) -> Ope
         send_lag_p99_us=send_lag_us.p99_us if send_lag_us is not None else None,
         timeouts=errors.timeout,
         pool_full=pool_full,
+        client_cpu_percent=max((p.cpu_percent for p in parts), default=0.0),
     )
     good = sum(p.good_responses for p in parts)
     return OpenLoopResult(

@@ -135,6 +135,10 @@ class OpenLoopResult:
     samples: tuple[ResponseSample, ...]
 
 
+# a client process this busy has no headroom left: it, not the server, sets the pace
+SATURATED_CLIENT_CPU_PERCENT = 95.0
+
+
 def behind_reason(
     *,
     scheduled: int,
@@ -143,13 +147,15 @@ def behind_reason(
     send_lag_p99_us: float | None,
     timeouts: int,
     pool_full: int,
+    client_cpu_percent: float = 0.0,
 ) -> str | None:
     """Why the generator, not the server, limited the run; None when it kept up.
 
     The achieved rate is compared with the arrivals actually scheduled in the window (for
-    Poisson arrivals that count varies by chance around rate x duration). Falling short only
-    counts against the generator while the server answered in time: no timeouts and the
-    connection pool never full; otherwise the server is the bottleneck.
+    Poisson arrivals that count varies by chance around rate x duration). Falling short counts
+    against the generator while the server answered in time (no timeouts, the connection pool
+    never full), or whenever a client process used its whole core (`client_cpu_percent`, the
+    busiest one's share of its core): then the requests queued in the client, not the server.
     """
     reasons = []
     if send_lag_p99_us is not None and send_lag_p99_us > MAX_SEND_LAG_P99_US:
@@ -167,5 +173,15 @@ def behind_reason(
         reasons.append(
             f"achieved {achieved_rate_per_s:,.0f} req/s of {scheduled_rate:,.0f} scheduled "
             f"(below {MIN_ACHIEVED_SHARE:.0%}) while the server answered in time"
+        )
+    elif (
+        scheduled_rate > 0
+        and achieved_rate_per_s < MIN_ACHIEVED_SHARE * scheduled_rate
+        and client_cpu_percent >= SATURATED_CLIENT_CPU_PERCENT
+    ):
+        reasons.append(
+            f"achieved {achieved_rate_per_s:,.0f} req/s of {scheduled_rate:,.0f} scheduled "
+            f"(below {MIN_ACHIEVED_SHARE:.0%}) with a client process at "
+            f"{client_cpu_percent:.0f} % of its core: the generator was the limit"
         )
     return "; ".join(reasons) if reasons else None
