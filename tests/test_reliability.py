@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -354,7 +355,9 @@ def test_a_server_that_dies_under_load_is_died_whatever_wrk_did(tmp_path: Path) 
     run = document["runs"][0]  # type: ignore[index]
     assert run["status"] == "failed"
     assert run["failure"]["kind"] == "died"
-    assert "bjoern died during the measurement" in run["failure"]["message"]
+    # wrk may fail on the dead socket before it ends (during the load) or end first (the
+    # measurement): both are the server's death, named so.
+    assert re.search(r"bjoern died during the (load|measurement)", run["failure"]["message"])
 
 
 def test_slow_calls_are_told_apart_from_a_slow_import_and_the_timeout_is_explained(
