@@ -219,3 +219,13 @@ def test_serve_runs_until_sigterm_and_leaves_nothing(tmp_path: Path) -> None:
     _, alive = psutil.wait_procs(servers, timeout=3)
     assert not alive
     assert (out / "bjoern.log").exists()
+
+
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse formats help text with %: a stray "%" in one option's help breaks --help
+    names = [command.__name__.rsplit(".", 1)[-1] for command in cli.COMMANDS]
+    for name in names:
+        with pytest.raises(SystemExit) as exited:
+            cli.main([name, "--help"])
+        assert exited.value.code == 0, name
+        assert capsys.readouterr().out.startswith("usage: serverbench"), name

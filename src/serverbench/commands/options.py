@@ -98,11 +98,11 @@ def add_slo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slo",
         default=DEFAULT_SLO,
-        help=f"latency objective, e.g. p99=50ms or p99.9=200ms (default {DEFAULT_SLO})",
+        help="latency objective, e.g. p99=50ms or p99.9=200ms (default %(default)s)",
     )
     parser.add_argument(
         "--max-errors",
         default=DEFAULT_MAX_ERRORS,
         metavar="PCT",
-        help=f"error budget: share of requests allowed to fail (default {DEFAULT_MAX_ERRORS})",
+        help="error budget: share of requests allowed to fail (default %(default)s)",
     )
