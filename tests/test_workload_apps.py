@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from serverbench.apps.registry import BUILTIN_APPS, UserAppOptions, expand_app_names, resolve_app
-from serverbench.errors import UsageError
+from serverbench.errors import AppError, UsageError
 from serverbench.plan.model import app_from_record, app_record, reference_app
 from serverbench.plan.profiles import load_profile_file
+from serverbench.plan.selection import check_builtin_modules
 from serverbench.run.runner import io_bound_reason
+from serverbench.stacks.interpreter import Interpreter
 
 
 def test_every_workload_in_both_variants() -> None:
@@ -92,3 +95,24 @@ def test_in_process_cost_calls_the_path_with_its_query(name: str) -> None:
 
     cost = measure_in_process_cost(BUILTIN_APPS[name], duration_s=0.2)
     assert cost.status == 200  # /payload?bytes=1024: the query is not part of the path
+
+
+def test_a_builtin_app_whose_driver_is_missing_is_refused_with_the_extra_to_install() -> None:
+    python = Interpreter(
+        executable="/venv/bin/python",
+        version="3.11.7",
+        prefix="/venv",
+        distributions={},
+        modules=frozenset({"flask", "fastapi"}),
+        own=False,
+    )
+    with pytest.raises(AppError) as refused:
+        check_builtin_modules(BUILTIN_APPS["db-flask"], python)
+    message = str(refused.value)
+    assert "psycopg is not installed in /venv" in message
+    assert "/venv/bin/python -m pip install 'serverbench[workloads]'" in message
+    # io-wait needs no database driver; the seed app needs only its framework
+    check_builtin_modules(BUILTIN_APPS["io-wait-flask"], python)
+    check_builtin_modules(BUILTIN_APPS["seed-fastapi"], python)
+    with pytest.raises(AppError, match=r"serverbench\[seed\]"):
+        check_builtin_modules(BUILTIN_APPS["seed-flask"], replace(python, modules=frozenset()))

@@ -52,6 +52,9 @@ class App:
     # apps doing the same work in another style share it: "seed", or a built-in workload of
     # serverbench.workloads.catalog, whose answers are checked by its rules
     workload: str | None = None
+    # a built-in app's imports, and the serverbench extra that installs them
+    needs_modules: tuple[str, ...] = ()
+    extra: str | None = None
 
     def path_for(self, msisdn: str) -> str:
         return self.path_template.replace("{msisdn}", msisdn)
@@ -92,6 +95,8 @@ BUILTIN_APPS: dict[str, App] = {
         expected=_SEED_EXPECTED,
         builtin=True,
         workload="seed",
+        needs_modules=("flask",),
+        extra="seed",
     ),
     "seed-fastapi": App(
         name="seed-fastapi",
@@ -101,6 +106,8 @@ BUILTIN_APPS: dict[str, App] = {
         expected=_SEED_EXPECTED,
         builtin=True,
         workload="seed",
+        needs_modules=("fastapi",),
+        extra="seed",
     ),
 }
 
@@ -119,6 +126,8 @@ def _workload_apps() -> dict[str, App]:
                 builtin=True,
                 services=workload.services,
                 workload=workload.name,
+                needs_modules=variant.needs_modules + workload.needs_modules,
+                extra="workloads",
             )
     return apps
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 
 from serverbench.apps.importer import inspect_app
 from serverbench.apps.registry import DEFAULT_APP, App, UserAppOptions, resolve_app
-from serverbench.errors import StackUnavailable, UsageError
+from serverbench.errors import AppError, StackUnavailable, UsageError
 from serverbench.plan.inputs import check_overrides
 from serverbench.services.registry import get_service
-from serverbench.stacks import SEED_STACKS, STACKS, get_stack
+from serverbench.stacks import SEED_STACKS, STACKS, get_stack, interpreter
 from serverbench.stacks.base import Stack
 from serverbench.stacks.interpreter import Interpreter
 from serverbench.workloads.catalog import workload_settings
@@ -69,6 +69,17 @@ def parse_overrides(
     return per_stack
 
 
+def check_builtin_modules(app: App, python: Interpreter) -> None:
+    """A built-in app whose framework or driver is missing is refused before anything starts
+    (served, it would answer 500 to every request)."""
+    missing = python.missing(*app.needs_modules)
+    if missing is not None and app.extra is not None:
+        raise AppError(
+            f"the built-in app {app.name} cannot be served: "
+            f"{python.missing_module_reason(missing, f'serverbench[{app.extra}]')}"
+        )
+
+
 def prepare_app(
     spec: str | None,
     options: UserAppOptions,
@@ -82,4 +93,5 @@ def prepare_app(
         if reason is not None:
             raise StackUnavailable(f"app {app.name} needs {name}, which is unavailable: {reason}")
     workload_settings(app)  # refuses a bad $SERVERBENCH_DB_POOL_SIZE
+    check_builtin_modules(app, python or interpreter.own())
     return inspect_app(app, interface_given=options.interface is not None, python=python, env=env)

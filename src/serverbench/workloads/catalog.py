@@ -26,6 +26,7 @@ class Workload:
     cpu_bound: bool = True
     # nginx-static answers the seed's JSON: a ceiling only for the same small JSON answer
     same_work_as_ceiling: bool = False
+    needs_modules: tuple[str, ...] = ()  # beyond the variant's framework
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +35,7 @@ class Variant:
     interface: str
     import_string: str
     model: str  # how it waits, for the report's sync-vs-async comparison
+    needs_modules: tuple[str, ...]  # its framework
 
 
 VARIANTS: dict[str, Variant] = {
@@ -41,12 +43,14 @@ VARIANTS: dict[str, Variant] = {
         name="flask",
         interface="wsgi",
         import_string="serverbench.apps.builtin.workload_flask:app",
+        needs_modules=("flask",),
         model="sync (Flask, psycopg 3 pool, time.sleep): a request holds its thread while it waits",
     ),
     "fastapi": Variant(
         name="fastapi",
         interface="asgi",
         import_string="serverbench.apps.builtin.workload_fastapi:app",
+        needs_modules=("fastapi",),
         model=(
             "async (FastAPI, psycopg 3 async pool, asyncio.sleep): the loop serves others "
             "while it waits"
@@ -66,6 +70,7 @@ WORKLOADS: dict[str, Workload] = {
         path="/db",
         exercises="one row by random id from PostgreSQL (TechEmpower's single query)",
         services=("postgres",),
+        needs_modules=("psycopg", "psycopg_pool"),
         cpu_bound=False,
     ),
     "queries": Workload(
@@ -76,6 +81,7 @@ WORKLOADS: dict[str, Workload] = {
             "(TechEmpower's multiple queries)"
         ),
         services=("postgres",),
+        needs_modules=("psycopg", "psycopg_pool"),
         cpu_bound=False,
     ),
     "fortunes": Workload(
@@ -86,6 +92,7 @@ WORKLOADS: dict[str, Workload] = {
             "template (TechEmpower's fortunes)"
         ),
         services=("postgres",),
+        needs_modules=("psycopg", "psycopg_pool", "jinja2"),
         cpu_bound=False,
     ),
     "io-wait": Workload(
