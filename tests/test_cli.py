@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from serverbench import cli
-from serverbench.commands import check, serve
+from serverbench.commands import COMMANDS, check, serve
 from serverbench.run import process
 from serverbench.stacks import SEED_STACKS
 
@@ -223,7 +223,7 @@ def test_serve_runs_until_sigterm_and_leaves_nothing(tmp_path: Path) -> None:
 
 def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
     # argparse formats help text with %: a stray "%" in one option's help breaks --help
-    names = [command.__name__.rsplit(".", 1)[-1] for command in cli.COMMANDS]
+    names = [command.__name__.rsplit(".", 1)[-1] for command in COMMANDS]
     for name in names:
         with pytest.raises(SystemExit) as exited:
             cli.main([name, "--help"])
