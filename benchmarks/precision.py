@@ -168,6 +168,53 @@ def paired_trials(
     return found
 
 
+def bootstrap_trials(
+    a: dict[int, float], b: dict[int, float], rounds: int, trials: int, rng: random.Random
+) -> list[Change]:
+    """Trials of `rounds` rounds drawn with replacement: trials longer than the recording."""
+    common = sorted(a.keys() & b.keys())
+    found = []
+    for _ in range(trials):
+        chosen = rng.choices(common, k=rounds)
+        change = paired_change([a[r] for r in chosen], [b[r] for r in chosen])
+        if change is not None:
+            found.append(change)
+    return found
+
+
+def rounds_needed(
+    base: dict[int, float],
+    same: dict[int, float],
+    slow: dict[int, float],
+    truth: Change,
+    trials: int,
+    seed: int,
+    per_job_s: float,
+) -> None:
+    """How long a paired comparison must run here to meet the goals: A/A quiet in >= 95 %,
+    A/B (the real slower app, and the same app made exactly 10 % slower) found in >= 90 %.
+
+    Drawing with replacement samples the recorded rounds as they are, so the A/A pairs are
+    first centred (their median difference removed): the synthetic A/A then has a true ratio
+    of exactly 1 and the synthetic A/B of exactly 0.9, with the round-to-round noise measured."""
+    common = sorted(base.keys() & same.keys())
+    offset = statistics.median(math.log(same[r] / base[r]) for r in common)
+    null = {r: same[r] * math.exp(-offset) for r in common}
+    ten_pct_slower = {r: v * 0.9 for r, v in null.items()}
+    print(f"  trials of more rounds (drawn with replacement from the {len(base)} recorded):")
+    print(f"  {'rounds':>6} {'time':>7} {'A/A quiet':>10} {'A/B real':>9} {'A/B 10 %':>9}")
+    for rounds in (6, 10, 15, 20, 30, 40):
+        rng = random.Random(seed)
+        aa = bootstrap_trials(base, null, rounds, trials, rng)
+        ab = bootstrap_trials(base, slow, rounds, trials, rng)
+        ab10 = bootstrap_trials(base, ten_pct_slower, rounds, trials, rng)
+        quiet = sum(not c.significant for c in aa) / len(aa)
+        found = sum(slower_beyond(c) and c.low <= truth.ratio <= c.high for c in ab) / len(ab)
+        found10 = sum(slower_beyond(c) and c.low <= 0.9 <= c.high for c in ab10) / len(ab10)
+        minutes = 2 * rounds * per_job_s / 60
+        print(f"  {rounds:>6} {minutes:>5.1f} m {quiet:>9.0%} {found:>9.0%} {found10:>9.0%}")
+
+
 def _pct(value: int | None, searched: int) -> str:
     return f"{value} %" if value is not None else f"above {searched} % (searched up to there)"
 
@@ -244,6 +291,7 @@ def paired_report(
     print(f"  A/B slower, CI holds the true slowdown: {rate(ab_found, len(ab))} (goal >= 90 %)")
     mdd, _ = paired_mdd(base, same, k, min(trials, 500), seed)
     print(f"  minimum detectable difference (detected in >= {POWER:.0%}): {_pct(mdd, 40)}")
+    rounds_needed(base, same, slow, truth, min(trials, 1000), seed, per_job_s)
 
 
 def main() -> int:
