@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from serverbench.run import guardian
+from serverbench.stacks.interpreter import Interpreter
 
 LEFTOVER_GRACE_S = 3.0
 SERVERBENCH = [sys.executable, "-m", "serverbench"]
@@ -128,3 +129,13 @@ def tiny_wsgi_app(tmp_path: Path) -> TinyApp:
         path="/tiny/{msisdn}",
         expect_json='{"app": "tiny", "path": "/tiny/{msisdn}"}',
     )
+
+
+@pytest.fixture
+def bjoern_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bjoern's package missing from the servers' interpreter; the seed app's flask stays."""
+
+    def missing(self: Interpreter, *modules: str) -> str | None:
+        return "bjoern" if "bjoern" in modules else None
+
+    monkeypatch.setattr(Interpreter, "missing", missing)

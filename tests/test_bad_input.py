@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from serverbench import cli
-from serverbench.stacks.interpreter import Interpreter
 from tests.conftest import SERVERBENCH
 
 QUICK_S = 5.0
@@ -125,8 +124,8 @@ def test_serve_on_a_port_in_use(private_tmp: Path, held_port: int):
 # --- missing packages and tools, in-process so the lookups can be patched -------------------
 
 
-def test_a_named_stack_whose_package_is_missing_stops_the_run(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(Interpreter, "missing", lambda self, *names: names[0])
+@pytest.mark.usefixtures("bjoern_not_installed")
+def test_a_named_stack_whose_package_is_missing_stops_the_run(capsys, tmp_path):
     out = tmp_path / "out"
     started = time.monotonic()
     code = cli.main(["run", "--stack", "bjoern", "--out", str(out)])
@@ -139,8 +138,8 @@ def test_a_named_stack_whose_package_is_missing_stops_the_run(monkeypatch, capsy
     assert not out.exists()
 
 
-def test_check_reports_a_missing_package(monkeypatch, capsys):
-    monkeypatch.setattr(Interpreter, "missing", lambda self, *names: names[0])
+@pytest.mark.usefixtures("bjoern_not_installed")
+def test_check_reports_a_missing_package(capsys):
     assert cli.main(["check", "--stack", "bjoern"]) == 1
     printed = capsys.readouterr().out
     assert "FAIL" in printed

@@ -8,7 +8,6 @@ import pytest
 
 from serverbench import cli
 from serverbench.stacks import STACKS
-from serverbench.stacks.interpreter import Interpreter
 
 
 def test_stacks_json_lists_every_stack_with_its_extra(capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,10 +21,8 @@ def test_stacks_json_lists_every_stack_with_its_extra(capsys: pytest.CaptureFixt
     assert document["python_version"]
 
 
-def test_check_json_reports_a_missing_package(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(Interpreter, "missing", lambda self, *names: names[0])
+@pytest.mark.usefixtures("bjoern_not_installed")
+def test_check_json_reports_a_missing_package(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check", "--stack", "bjoern", "--json", "--no-config"]) == 1
     captured = capsys.readouterr()
     document = json.loads(captured.out)

@@ -205,6 +205,8 @@ def app_record(app: App, url: str | None = None) -> AppRecord:
 
 
 def app_from_record(record: AppRecord) -> App:
+    # what a built-in app needs installed is the registry's, not the results file's
+    known = BUILTIN_APPS.get(record.name) if record.builtin else None
     return App(
         name=record.name,
         import_string=record.import_string,
@@ -215,4 +217,6 @@ def app_from_record(record: AppRecord) -> App:
         search_path=record.search_path,
         workload=record.workload,
         services=record.services,
+        needs_modules=known.needs_modules if known else (),
+        extra=known.extra if known else None,
     )
