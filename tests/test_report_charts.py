@@ -205,7 +205,8 @@ def test_capacity_chart_draws_every_step_per_stack_on_a_log_axis_with_the_slo() 
                 assert style == HELD_POINT[0]
         assert BROKE_POINT[0] in series.point_styles
         assert CAPACITY_POINT[0] in series.point_styles
-        assert any("broke: latency" in label for label in series.point_labels)
+        assert any(label.endswith(": held") for label in series.point_labels)
+    assert any("broke: latency" in label for s in lines for label in s.point_labels)
     rates = [x for s in lines for x, _ in s.points]
     assert slo.dashed
     assert slo.label == "SLO p99 <= 50 ms"

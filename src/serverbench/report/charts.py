@@ -303,9 +303,7 @@ def _step_mark(step: Step, capacity_rps: float | None) -> tuple[str, float]:
 
 
 def _step_label(step: Step) -> str:
-    verdict = (
-        "held" if step.judgement.passed else "broke: " + ", ".join(step.judgement.reasons)
-    )
+    verdict = "held" if step.judgement.passed else "broke: " + ", ".join(step.judgement.reasons)
     return f"{format_rps(step.rate_rps)} req/s offered, step {step.index} ({step.phase}): {verdict}"
 
 
