@@ -1,21 +1,13 @@
-import re
-import xml.etree.ElementTree as ET
-
 from serverbench.plan.capacity import CapacityRecord, Search
 from serverbench.plan.slo import parse_slo
-from serverbench.report.blocks import LoadChart
 from serverbench.report.capacity import (
     capacity_section,
-    line_points,
-    load_chart,
     loop_methodology,
     ranked,
     ranking_table,
     steps_table,
 )
-from serverbench.report.charts import PALETTE
-from serverbench.report.content import Heading, Paragraph, Table
-from serverbench.report.load_chart import render_load_chart
+from serverbench.report.content import Chart, Heading, Paragraph, Table
 from tests.test_capacity_search import ModelServer, settings
 
 
@@ -74,9 +66,9 @@ def test_the_section_states_the_slo_the_budget_and_the_spread_and_lists_every_st
     assert "p99 <= 50 ms" in text
     assert "0.1 %" in text
     assert "±10 %" in text
-    charts = [b for b in blocks if isinstance(b, LoadChart)]
-    assert len(charts) == 1
-    assert charts[0].slo_us == 50_000.0
+    (chart,) = [b for b in blocks if isinstance(b, Chart)]
+    assert chart.kind == "latency-vs-load"
+    assert chart.searches == tuple(ranked(records()))  # the lines in the ranking's order
     step_tables = [b for b in blocks if isinstance(b, Table) and b.headers[0] == "step"]
     assert [len(t.rows) for t in step_tables] == [len(r.steps) for r in ranked(records())]
 
@@ -98,30 +90,6 @@ def test_methodology_explains_both_loops():
     assert "Open loop" in items[0]
     assert "Little's law is not a check there" in items[0]
     assert "bisection" in items[1]
-
-
-def test_the_line_joins_the_median_per_rate_in_rate_order():
-    chart = load_chart(records())
-    for curve in chart.curves:
-        rates = [rate for rate, _ in line_points(curve)]
-        assert rates == sorted(set(rates))
-
-
-def test_the_chart_is_valid_svg_with_one_series_per_stack_the_slo_and_every_step():
-    chart = load_chart(records())
-    html = render_load_chart(chart, PALETTE)
-    svg = re.search(r"<svg.*</svg>", html, re.S)
-    assert svg is not None
-    root = ET.fromstring(svg.group(0))
-    ns = {"s": "http://www.w3.org/2000/svg"}
-    series = root.findall("s:g[@class='series']", ns)
-    assert [g.get("data-label") for g in series] == [c.label for c in chart.curves]
-    for group, curve in zip(series, chart.curves, strict=True):
-        dots = group.findall("s:circle", ns)
-        assert len(dots) == len([p for p in curve.points if p.latency_us])
-        assert {d.get("data-passed") for d in dots} <= {"true", "false"}
-    assert root.find("s:g[@class='slo']", ns) is not None
-    assert "SLO p99 50.00 ms" in html
 
 
 def test_compare_names_the_change_and_whether_it_is_beyond_the_spread():

@@ -7,10 +7,15 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from serverbench.report.capacity import ranked
 from serverbench.report.charts import (
+    BROKE_POINT,
+    CAPACITY_POINT,
+    HELD_POINT,
     Axis,
     ChartSpec,
     Series,
+    capacity_chart,
     errors_chart,
     figure_html,
     latency_charts,
@@ -20,6 +25,8 @@ from serverbench.report.charts import (
 from serverbench.results.aggregate import cells
 from serverbench.results.model import ResultsDocument, RunRecord
 from serverbench.results.store import load as load_results
+from tests.test_capacity_report import record, records
+from tests.test_capacity_search import ModelServer
 
 DATA = Path(__file__).parent / "data" / "results"
 
@@ -36,8 +43,13 @@ def test_throughput_values_ranges_and_gaps() -> None:
     assert {s.key for s in spec.series} == {f"{c.stack}|{c.app}" for c in items}
     for series in spec.series:
         stack, app = series.key.split("|")
-        for profile, value, spread, status in zip(
-            profiles, series.values, series.ranges, series.statuses, strict=True
+        for profile, value, spread, label, status in zip(
+            profiles,
+            series.values,
+            series.ranges,
+            series.range_labels,
+            series.statuses,
+            strict=True,
         ):
             cell = by_key.get((stack, app, profile))
             if cell is None or cell.requests_per_sec is None:
@@ -46,9 +58,67 @@ def test_throughput_values_ranges_and_gaps() -> None:
                 continue
             assert value == cell.requests_per_sec.median
             if cell.requests_per_sec.count > 1:
+                # two repeats cannot give a 95 % interval: the whisker is min-max, and says so
                 assert spread == (cell.requests_per_sec.minimum, cell.requests_per_sec.maximum)
+                assert label == "min-max, 50 % CI, 2 repeats"
         assert series.hidden == stack.startswith("nginx-static")
     assert any(v is None for s in spec.series for v in s.values)
+    assert spec.note.startswith(
+        "bar = median, whisker = min-max over the repeats (50 % CI with 2: fewer than 6 "
+        "repeats cannot give a 95 % interval)"
+    )
+
+
+def with_rounds(document: ResultsDocument, rounds: int, stacks: set[str]) -> ResultsDocument:
+    """The document with `stacks` measured in `rounds` rounds, 1 % faster each round."""
+    kept = [r for r in document.runs if r.stack not in stacks]
+    for n in range(1, rounds + 1):
+        for run in [r for r in document.runs if r.round == 1 and r.stack in stacks]:
+            m = run.measurement
+            kept.append(
+                replace(
+                    run,
+                    round=n,
+                    id=f"{n}/{run.id.split('/', 1)[1]}",
+                    measurement=replace(m, requests_per_sec=m.requests_per_sec * (1 + n / 100))
+                    if m
+                    else None,
+                )
+            )
+    document.runs = kept
+    return document
+
+
+def test_with_enough_repeats_the_whisker_is_the_95_percent_interval_not_min_max() -> None:
+    document = with_rounds(load("two-profiles-failed.json"), 10, {"bjoern", "uvicorn"})
+    items = cells(document)
+    spec = throughput_chart("t", items)
+    (bjoern,) = [s for s in spec.series if s.key == "bjoern|seed-flask"]
+    cell = next(c for c in items if c.key == ("bjoern", "seed-flask", "tiny-high"))
+    assert cell.requests_per_sec is not None
+    rates = sorted(cell.rps_by_round.values())
+    spread, label = bjoern.ranges[1], bjoern.range_labels[1]
+    # 10 repeats: the order statistics x(2) and x(9) hold the median with 97.9 %
+    assert spread == (rates[1], rates[8])
+    assert spread != (cell.requests_per_sec.minimum, cell.requests_per_sec.maximum)
+    assert label == "95 % CI, 10 repeats"
+    # the other stacks kept their 2 repeats: min-max, and the note says where each applies
+    assert spec.note.startswith(
+        "bar = median, whisker = 95 % confidence interval of the median (order statistics) "
+        "where 6 repeats or more, else min-max over the repeats (50 % CI with 2"
+    )
+    only_ten = throughput_chart("t", [c for c in items if c.stack in {"bjoern", "uvicorn"}])
+    assert only_ten.note.startswith(
+        "bar = median, whisker = 95 % confidence interval of the median (order statistics);"
+    )
+
+
+def test_one_repeat_draws_no_whisker() -> None:
+    document = load("two-profiles-failed.json")
+    document.runs = [r for r in document.runs if r.round == 1]
+    spec = throughput_chart("t", cells(document))
+    assert all(r is None for s in spec.series for r in s.ranges)
+    assert spec.note.startswith("bar = median; one repeat per bar, so no interval")
 
 
 def test_latency_points_are_the_cells_percentiles_in_ms() -> None:
@@ -107,3 +177,51 @@ def test_page_scripts_are_inline_and_fetch_nothing() -> None:
     assert "sourceMappingURL" not in scripts
     assert not re.search(r"""\b(src|href)=["']?(https?:)?//""", scripts)
     assert len(scripts) < 260_000  # the library is ~210 kB; the page stays light
+
+
+def test_capacity_chart_draws_every_step_per_stack_on_a_log_axis_with_the_slo() -> None:
+    searches = ranked(records())
+    spec = capacity_chart("c", searches)
+    assert spec is not None
+    assert (spec.kind, spec.type) == ("latency-vs-load", "line")
+    assert spec.y.log
+    assert (spec.x.unit, spec.y.unit) == ("req/s", "ms")
+    *lines, slo = spec.series
+    assert [s.key for s in lines] == [f"{r.stack}|{r.app}" for r in searches]
+    for series, search in zip(lines, searches, strict=True):
+        assert search.outcome is not None
+        steps = search.steps
+        expected = sorted((s.rate_rps, s.observation.latency_percentiles_us["99"]) for s in steps)
+        assert series.points == tuple((rate, us / 1000) for rate, us in expected)
+        assert len(series.point_styles) == len(series.point_radii) == len(steps)
+        by_point = dict(zip(series.points, series.point_styles, strict=True))
+        for step in steps:
+            style = by_point[(step.rate_rps, step.observation.latency_percentiles_us["99"] / 1000)]
+            if not step.judgement.passed:
+                assert style == BROKE_POINT[0]
+            elif step.rate_rps == search.outcome.capacity_rps:
+                assert style == CAPACITY_POINT[0]
+            else:
+                assert style == HELD_POINT[0]
+        assert BROKE_POINT[0] in series.point_styles
+        assert CAPACITY_POINT[0] in series.point_styles
+        assert any(label.endswith(": held") for label in series.point_labels)
+    assert any("broke: latency" in label for s in lines for label in s.point_labels)
+    rates = [x for s in lines for x, _ in s.points]
+    assert slo.dashed
+    assert slo.label == "SLO p99 <= 50 ms"
+    assert slo.points == ((min(rates), 50.0), (max(rates), 50.0))
+    assert "(" not in spec.note  # no step was left out
+
+
+def test_a_step_without_latency_is_left_out_of_the_chart_and_the_note_says_so() -> None:
+    dying = record("gunicorn", ModelServer(mu=2000.0, dies_above_rps=800.0))
+    without = [s for s in dying.steps if not s.observation.latency_percentiles_us]
+    assert without
+    spec = capacity_chart("c", [dying])
+    assert spec is not None
+    assert len(spec.series[0].points) == len(dying.steps) - len(without)
+    assert f"{len(without)} step(s) without a good response" in spec.note
+    nothing = replace(dying, steps=tuple(without))
+    assert capacity_chart("c", [nothing]) is None
+    assert capacity_chart("c", []) is None

@@ -23,10 +23,13 @@ from typing import Any
 
 import pytest
 
+from serverbench.plan.slo import parse_slo
 from serverbench.report.html import render_html
 from serverbench.results.aggregate import cells
 from serverbench.results.model import ResultsDocument
 from serverbench.results.store import load as load_results
+from serverbench.run.capacity import capacity_section, short_capacity_plan
+from tests.test_capacity_report import records
 
 DATA = Path(__file__).parent / "data" / "results"
 
@@ -43,6 +46,13 @@ def specs(page: str) -> dict[str, dict[str, Any]]:
         re.S,
     )
     return {canvas: json.loads(text) for canvas, text in found}
+
+
+def with_capacity(document: ResultsDocument) -> ResultsDocument:
+    """The document with three capacity searches (a model server's) recorded in it."""
+    document.capacity = capacity_section(short_capacity_plan(parse_slo("p99=50ms"), 0.001))
+    document.capacity.searches.extend(records())
+    return document
 
 
 @pytest.fixture(params=["two-profiles-failed.json", "smoke-3stacks.json"])
@@ -102,6 +112,22 @@ def test_text_is_escaped_and_page_is_self_contained() -> None:
     assert f"{evil} · seed-flask" in labels  # the JSON carries the text, the page escapes it
 
 
+def test_capacity_chart_is_a_chart_spec_like_the_others() -> None:
+    page = render_html(with_capacity(load("smoke-3stacks.json")))
+    (spec,) = [s for s in specs(page).values() if s["kind"] == "latency-vs-load"]
+    assert spec["type"] == "line"
+    assert spec["y"]["log"]
+    assert [s["key"] for s in spec["series"]] == [
+        "uvicorn|seed-flask",
+        "bjoern|seed-flask",
+        "gunicorn|seed-flask",
+        "slo",
+    ]
+    assert "<svg" not in page
+    assert 'id="chart-latency-vs-load"' in page
+    assert page.count("<script>") == 2  # still only the library and the glue
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -143,7 +169,7 @@ def run_chromium(args: list[str], profile_dir: Path) -> tuple[str, str]:
     CHROMIUM is None, reason="chromium is not installed (scripts/setup --with-browser)"
 )
 def test_page_renders_in_headless_chromium(tmp_path: Path) -> None:
-    document = load("two-profiles-failed.json")
+    document = with_capacity(load("two-profiles-failed.json"))
     page_text = render_html(document)
     page = tmp_path / "report.html"
     page.write_text(page_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from serverbench.plan.capacity import CapacityRecord
 from serverbench.results.aggregate import Cell
 
 
@@ -40,35 +41,13 @@ class Code:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chart:
-    """A figure only the HTML report draws; it carries the cells its bars are built from."""
+    """A figure only the HTML report draws; it carries what its series are built from: the
+    cells (throughput, latency, errors) or the capacity searches (latency against offered rate)."""
 
-    kind: str  # "throughput", "latency", "errors"
+    kind: str  # "throughput", "latency", "errors", "latency-vs-load"
     title: str
-    cells: tuple[Cell, ...]
+    cells: tuple[Cell, ...] = ()
+    searches: tuple[CapacityRecord, ...] = ()  # in the order their lines are listed
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CurvePoint:
-    offered_rps: float
-    latency_us: float | None  # the plotted percentile; None when no response was good
-    passed: bool | None  # against the SLO and the budget; None where none applied
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Curve:
-    label: str  # "stack · app"
-    points: tuple[CurvePoint, ...]  # in the order measured; the line joins per-rate medians
-    capacity_rps: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoadChart:
-    """Latency (log scale) against offered rate, one line per stack, the SLO drawn; HTML only."""
-
-    title: str
-    percentile: str  # "99"
-    slo_us: float | None
-    curves: tuple[Curve, ...]
-
-
-Block = Heading | Paragraph | Bullets | Table | Code | Chart | LoadChart
+Block = Heading | Paragraph | Bullets | Table | Code | Chart

@@ -1,5 +1,5 @@
-"""The report's "Capacity at SLO" section and its latency-vs-offered-rate chart, from the
-capacity searches recorded in a results file.
+"""The report's "Capacity at SLO" section, from the capacity searches recorded in a results
+file (its latency-vs-offered-rate chart is drawn by report/charts.py).
 
 The section ranks stacks by the highest offered rate they held within the SLO and the error
 budget, states the SLO, the budget and how far a repeat of the search may land, names what
@@ -9,7 +9,6 @@ request's intended send time at a fixed offered rate.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 
 from serverbench.plan.capacity import (
@@ -21,10 +20,8 @@ from serverbench.plan.capacity import (
 from serverbench.report.blocks import (
     Block,
     Bullets,
-    Curve,
-    CurvePoint,
+    Chart,
     Heading,
-    LoadChart,
     Paragraph,
     Table,
 )
@@ -214,42 +211,6 @@ def _contention(records: Sequence[CapacityRecord]) -> list[Block]:
     ]
 
 
-def load_chart(records: Sequence[CapacityRecord]) -> LoadChart:
-    slo = records[0].settings.slo
-    curves = []
-    for record in records:
-        points = tuple(
-            CurvePoint(
-                offered_rps=s.rate_rps,
-                latency_us=s.observation.latency_percentiles_us.get(slo.key),
-                passed=s.judgement.passed,
-            )
-            for s in record.steps
-        )
-        curves.append(
-            Curve(
-                label=f"{record.stack} · {record.app}",
-                points=points,
-                capacity_rps=record.outcome.capacity_rps if record.outcome else None,
-            )
-        )
-    return LoadChart(
-        title=f"Latency (p{slo.key}, log scale) against offered rate, open loop",
-        percentile=slo.key,
-        slo_us=slo.limit_us,
-        curves=tuple(curves),
-    )
-
-
-def line_points(curve: Curve) -> list[tuple[float, float]]:
-    """(rate, median latency at that rate), by rate: the line; every step is a dot too."""
-    by_rate: dict[float, list[float]] = {}
-    for point in curve.points:
-        if point.latency_us is not None and point.latency_us > 0:
-            by_rate.setdefault(point.offered_rps, []).append(point.latency_us)
-    return [(rate, statistics.median_low(v)) for rate, v in sorted(by_rate.items())]
-
-
 def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
     if not records:
         return []
@@ -274,7 +235,11 @@ def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
         ),
         *_contention(records),
         Bullets(items=tuple(_record_sentence(r) for r in ranked(records))),
-        load_chart(records),
+        Chart(
+            kind="latency-vs-load",
+            title=f"Latency (p{slo.key}, log scale) against offered rate, open loop",
+            searches=tuple(ranked(records)),
+        ),
     ]
     for record in ranked(records):
         blocks.append(Heading(level=3, text=f"Capacity steps: {record.stack} · {record.app}"))

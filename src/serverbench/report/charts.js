@@ -16,7 +16,7 @@
     return fmt(value) + (unit ? (unit === "%" ? " %" : " " + unit) : "");
   }
 
-  // min-max whiskers over the bars that have a range; hidden series draw none
+  // whiskers (a confidence interval or min-max) over bars that have one; hidden series draw none
   var whiskers = {
     id: "serverbenchWhiskers",
     afterDatasetsDraw: function (chart) {
@@ -125,14 +125,22 @@
         borderColor: s.colour,
         serverbenchKey: s.key,
         serverbenchRanges: s.ranges.length ? s.ranges : null,
+        serverbenchRangeLabels: s.range_labels,
         serverbenchStatuses: s.statuses.length ? s.statuses : null,
         serverbenchPointLabels: s.point_labels,
       };
       if (isLine) {
         dataset.data = s.points.map(function (p) { return { x: p[0], y: p[1] }; });
         dataset.borderWidth = 2;
-        dataset.pointRadius = 3;
+        dataset.pointRadius = s.point_radii.length ? s.point_radii.slice() : 3;
+        if (s.point_styles.length) dataset.pointStyle = s.point_styles.slice();
         dataset.fill = false;
+        if (s.dashed) {
+          // a reference line (an SLO): no marks of its own
+          dataset.borderDash = [6, 4];
+          dataset.borderWidth = 1.5;
+          dataset.pointRadius = 0;
+        }
       } else {
         dataset.data = s.values.slice();
       }
@@ -150,7 +158,10 @@
           var text = item.dataset.label + ": " + withUnit(value, valueAxis.unit);
           var ranges = item.dataset.serverbenchRanges;
           var range = ranges && ranges[item.dataIndex];
-          if (range) text += " [" + fmt(range[0]) + "-" + fmt(range[1]) + "]";
+          if (range) {
+            var what = item.dataset.serverbenchRangeLabels[item.dataIndex];
+            text += " [" + fmt(range[0]) + "-" + fmt(range[1]) + (what ? ", " + what : "") + "]";
+          }
           return text;
         },
       },

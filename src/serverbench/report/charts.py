@@ -2,7 +2,7 @@
 
 Python decides what is plotted (series, values, units, which axes are logarithmic); the page's
 small glue script (charts.js) turns a spec into a Chart.js chart, so a new kind of chart (latency
-against offered rate, capacity) is one more function here and nothing new in JavaScript.
+against offered rate for the capacity searches, say) is one more function here.
 Chart.js gives hover values, series hidden by clicking their legend entry, and log axes; it is
 vendored in the package (report/vendor/) and inlined, so the page opens offline.
 
@@ -29,7 +29,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from serverbench.plan.capacity import CapacityRecord, Step, format_rps
+from serverbench.report.uncertainty import confidence_label
 from serverbench.results.aggregate import Cell, throughput_order
+from serverbench.results.inference import CONFIDENCE, Estimate, repeats_for
 
 PALETTE: tuple[str, ...] = (
     "#1f77b4",
@@ -51,6 +54,9 @@ ERROR_KINDS: tuple[tuple[str, str, str], ...] = (  # ErrorCounts field, label, c
     ("status", "status >= 400", "#e377c2"),
 )
 CURVE_PERCENTILES = ("50", "75", "90", "99", "99.9", "99.99")
+SLO_COLOUR = "#b00020"
+# Chart.js point styles of a capacity step: held, broke, held at the capacity found
+HELD_POINT, BROKE_POINT, CAPACITY_POINT = ("circle", 3.0), ("crossRot", 5.0), ("rectRot", 6.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,9 +76,13 @@ class Series:
     # one value per category (bar charts), or (x, y) points (line charts); None = no measurement
     values: tuple[float | None, ...] = ()
     points: tuple[tuple[float, float], ...] = ()
-    ranges: tuple[tuple[float, float] | None, ...] = ()  # min-max whisker per category
+    ranges: tuple[tuple[float, float] | None, ...] = ()  # whisker per category
+    range_labels: tuple[str, ...] = ()  # what each whisker is, for tooltips: "95 % CI, 6 repeats"
     statuses: tuple[str, ...] = ()  # drawn where a value is None: "FAILED", "SKIPPED"
     point_labels: tuple[str, ...] = ()  # names of the points for tooltips, e.g. "p99"
+    point_styles: tuple[str, ...] = ()  # Chart.js pointStyle per point; empty: circles
+    point_radii: tuple[float, ...] = ()  # px per point, with point_styles
+    dashed: bool = False  # a reference line (an SLO): dashed, no point marks
     hidden: bool = False  # starts hidden; its legend entry shows it
     key: str = ""  # stack|app (bars) or stack|app|profile (curves): what the test reads back
 
@@ -126,6 +136,39 @@ def _profiles(items: Sequence[Cell]) -> list[str]:
     return list(dict.fromkeys(c.profile for c in items))
 
 
+def whisker(estimate: Estimate | None) -> tuple[tuple[float, float], str] | None:
+    """A bar's whisker and what it is: the 95 % confidence interval of the median, or, from
+    fewer repeats than a 95 % interval needs, min-max with the confidence it does have."""
+    if estimate is None or estimate.count < 2:
+        return None
+    sure = confidence_label(estimate.confidence)
+    what = sure if estimate.confidence >= CONFIDENCE else f"min-max, {sure}"
+    return (estimate.low, estimate.high), f"{what}, {estimate.count} repeats"
+
+
+def whisker_note(estimates: Sequence[Estimate]) -> str:
+    """What the whiskers of a chart are, honestly: a 95 % interval only where one exists."""
+    counts = sorted({e.count for e in estimates if e.count > 1})
+    if not counts:
+        return "bar = median; one repeat per bar, so no interval"
+    needed = repeats_for(CONFIDENCE)
+    short = [n for n in counts if n < needed]
+    interval = "whisker = 95 % confidence interval of the median (order statistics)"
+    if not short:
+        return f"bar = median, {interval}"
+    sure = ", ".join(
+        f"{confidence_label(next(e.confidence for e in estimates if e.count == n))} with {n}"
+        for n in short
+    )
+    fallback = (
+        f"min-max over the repeats ({sure}: fewer than {needed} repeats cannot give a 95 % "
+        "interval)"
+    )
+    if len(short) == len(counts):
+        return f"bar = median, whisker = {fallback}"
+    return f"bar = median, {interval} where {needed} repeats or more, else {fallback}"
+
+
 def throughput_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
     """Grouped bars: one group per profile, one series per stack x app (best first)."""
     profiles = _profiles(items)
@@ -134,6 +177,7 @@ def throughput_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
     series = []
     for cell in _series_order(items):
         row = [by_key.get((cell.stack, cell.app, p)) for p in profiles]
+        whiskers = [whisker(c.rps_estimate if c else None) for c in row]
         series.append(
             Series(
                 label=series_label(cell),
@@ -142,18 +186,15 @@ def throughput_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
                 values=tuple(
                     c.requests_per_sec.median if c and c.requests_per_sec else None for c in row
                 ),
-                ranges=tuple(
-                    (c.requests_per_sec.minimum, c.requests_per_sec.maximum)
-                    if c and c.requests_per_sec and c.requests_per_sec.count > 1
-                    else None
-                    for c in row
-                ),
+                ranges=tuple(w[0] if w else None for w in whiskers),
+                range_labels=tuple(w[1] if w else "" for w in whiskers),
                 statuses=tuple(c.status.upper() if c else "" for c in row),
                 # the ceiling is often 5-10x the Python stacks and would flatten their
                 # differences: it starts hidden, one click on its legend entry shows it
                 hidden=cell.role == "reference",
             )
         )
+    estimates = [e for c in items if (e := c.rps_estimate) is not None]
     return ChartSpec(
         kind="throughput",
         type="bar",
@@ -162,8 +203,8 @@ def throughput_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
         x=Axis(title=""),
         y=Axis(title="good responses per second", unit="req/s"),
         series=tuple(series),
-        note="bar = median, whisker = min-max over the repeats; click a legend entry to hide "
-        "or show a stack (the nginx-static ceiling starts hidden)",
+        note=f"{whisker_note(estimates)}; click a legend entry to hide or show a stack (the "
+        "nginx-static ceiling starts hidden)",
     )
 
 
@@ -247,6 +288,87 @@ def errors_chart(title: str, items: Sequence[Cell]) -> ChartSpec:
         horizontal=True,
         height_px=80 + 26 * max(1, len(rows)),
         note="errors over attempts (good responses plus errors), by kind",
+    )
+
+
+def _step_latency_ms(step: Step, key: str) -> float | None:
+    value = step.observation.latency_percentiles_us.get(key)
+    return value / 1000 if value is not None and value > 0 else None
+
+
+def _step_mark(step: Step, capacity_rps: float | None) -> tuple[str, float]:
+    if not step.judgement.passed:
+        return BROKE_POINT
+    return CAPACITY_POINT if step.rate_rps == capacity_rps else HELD_POINT
+
+
+def _step_label(step: Step) -> str:
+    verdict = "held" if step.judgement.passed else "broke: " + ", ".join(step.judgement.reasons)
+    return f"{format_rps(step.rate_rps)} req/s offered, step {step.index} ({step.phase}): {verdict}"
+
+
+def capacity_chart(title: str, searches: Sequence[CapacityRecord]) -> ChartSpec | None:
+    """Latency at the SLO's percentile (log axis) against offered rate: one line per stack x
+    app through every measured step, by rate; the SLO a dashed line across. None when no step
+    got a latency."""
+    if not searches:
+        return None
+    slo = searches[0].settings.slo
+    series = []
+    left_out = 0
+    for index, record in enumerate(searches):
+        capacity = record.outcome.capacity_rps if record.outcome else None
+        # a step without a good response has no latency to put on a log axis
+        drawn = sorted(
+            (
+                (s.rate_rps, ms, s)
+                for s in record.steps
+                if (ms := _step_latency_ms(s, slo.key)) is not None
+            ),
+            key=lambda point: point[:2],
+        )
+        left_out += len(record.steps) - len(drawn)
+        marks = [_step_mark(s, capacity) for _, _, s in drawn]
+        series.append(
+            Series(
+                label=f"{record.stack} · {record.app}",
+                key=f"{record.stack}|{record.app}",
+                colour=PALETTE[index % len(PALETTE)],
+                points=tuple((rate, ms) for rate, ms, _ in drawn),
+                point_labels=tuple(_step_label(s) for _, _, s in drawn),
+                point_styles=tuple(style for style, _ in marks),
+                point_radii=tuple(radius for _, radius in marks),
+            )
+        )
+    rates = [x for s in series for x, _ in s.points]
+    if not rates:
+        return None
+    limit = f"SLO {slo.text}"
+    series.append(
+        Series(
+            label=limit,
+            key="slo",
+            colour=SLO_COLOUR,
+            points=((min(rates), slo.limit_us / 1000), (max(rates), slo.limit_us / 1000)),
+            point_labels=(limit, limit),
+            dashed=True,
+        )
+    )
+    note = (
+        "open-loop latency, from each request's intended send time, of every measured step; "
+        "dot: the step held the SLO and the error budget, cross: it broke them, diamond: the "
+        "capacity found; dashed: the SLO. Each step's numbers are in the tables below"
+    )
+    if left_out:
+        note += f" ({left_out} step(s) without a good response have no latency and are there only)"
+    return ChartSpec(
+        kind="latency-vs-load",
+        type="line",
+        title=title,
+        x=Axis(title="offered rate", unit="req/s"),
+        y=Axis(title=f"p{slo.key} latency", log=True, unit="ms"),
+        series=tuple(series),
+        note=note,
     )
 
 

@@ -19,7 +19,6 @@ from serverbench.report.blocks import Bullets as Bullets
 from serverbench.report.blocks import Chart as Chart
 from serverbench.report.blocks import Code as Code
 from serverbench.report.blocks import Heading as Heading
-from serverbench.report.blocks import LoadChart as LoadChart
 from serverbench.report.blocks import Paragraph as Paragraph
 from serverbench.report.blocks import Table as Table
 from serverbench.report.capacity import capacity_section, loop_methodology

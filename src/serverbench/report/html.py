@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from importlib import resources
 
 from serverbench.report.charts import (
-    PALETTE,
     ChartSpec,
+    capacity_chart,
     errors_chart,
     figure_html,
     latency_charts,
@@ -28,12 +28,10 @@ from serverbench.report.content import (
     Chart,
     Code,
     Heading,
-    LoadChart,
     Paragraph,
     Table,
     build,
 )
-from serverbench.report.load_chart import render_load_chart
 from serverbench.results.model import ResultsDocument
 
 
@@ -59,6 +57,9 @@ def chart_specs(chart: Chart) -> list[ChartSpec]:
         return latency_charts(chart.title, chart.cells)
     if chart.kind == "errors":
         return [errors_chart(chart.title, chart.cells)]
+    if chart.kind == "latency-vs-load":
+        spec = capacity_chart(chart.title, chart.searches)
+        return [spec] if spec else []
     raise ValueError(f"unknown chart kind {chart.kind!r}")
 
 
@@ -97,8 +98,6 @@ def render_block(block: Block) -> str:
             return f'<pre class="{esc(language)}"><code>{esc(text)}</code></pre>'
         case Chart():
             return render_chart(block)
-        case LoadChart():
-            return render_load_chart(block, PALETTE)
     raise TypeError(f"unknown block {block!r}")
 
 

@@ -10,7 +10,6 @@ from serverbench.report.content import (
     Chart,
     Code,
     Heading,
-    LoadChart,
     Paragraph,
     Table,
     build,
@@ -52,7 +51,7 @@ def render_block(block: Block) -> str | None:
         case Code(text=text, language=language):
             fence = _fence(text)
             return f"{fence}{language}\n{text}\n{fence}"
-        case Chart() | LoadChart():
+        case Chart():
             return None  # charts are drawn in the HTML report only
     raise TypeError(f"unknown block {block!r}")
 

@@ -100,7 +100,7 @@ def closed_loop_peak(
     record = next((r for r in runner.document.runs if r.id == job.id), None)
     if record is None:
         progress.begin(f"{stack} · {app.name} · closed-loop peak ({profile.name})")
-        record = runner._run_job(job, progress)
+        record = runner.run_job(job, progress)
         runner.document.runs.append(record)
         runner.save()
         progress.finish(job.planned_s)
@@ -324,7 +324,7 @@ class CapacityRunner:
         died = running.exited()
         if died is not None:
             return failed_observation(probe.rate_rps, f"died during the step: {died}")
-        mismatch, _ = self.runner._post_verify(running, app)
+        mismatch, _ = self.runner.verify_after_load(running, app)
         seen = observation_from(result, usage, len(server_cpus), self.plan.slo)
         seen = dataclasses.replace(seen, server_cpus_busy=busy.stop())
         if mismatch is not None:

@@ -203,7 +203,7 @@ class Runner:
                             f"{job.stack} · {job.app.name} · {job.profile.name} · round {which}"
                         )
                         self._drain_time_wait(progress)
-                        self.document.runs.append(self._run_job(job, progress))
+                        self.document.runs.append(self.run_job(job, progress))
                         self.save()
                         progress.finish(job.planned_s)
                     jobs = self._precision_round(time.monotonic() - started)
@@ -347,7 +347,9 @@ class Runner:
         resolved = dataclasses.replace(profile, rate_per_s=round(profile.rate_share * rate, 1))
         return dataclasses.replace(job, profile=resolved)
 
-    def _run_job(self, job: Job, progress: RunProgress) -> RunRecord:
+    def run_job(self, job: Job, progress: RunProgress) -> RunRecord:
+        """One job, measured into its record: a stack that cannot run is `skipped`, a fault
+        is a `failed` record, never raised. The caller appends and saves it."""
         started_at = now()
         try:
             job = self._at_peak_share(job)
@@ -447,7 +449,7 @@ class Runner:
     def engine_for(self, request: LoadRequest) -> LoadEngine:
         return self.engine if request.rate_per_s is None else self.open_engine
 
-    def _post_verify(
+    def verify_after_load(
         self, running: RunningStack, app: App, mix_paths: Sequence[str] = ()
     ) -> tuple[Mismatch | None, float]:
         """The answer after the load, and how many seconds the server took to give it.
@@ -562,7 +564,7 @@ class Runner:
         starts = [pid for pid in tree_after if pid not in tree_before]
         died = running.exited()
         mismatch, recovery_s = (
-            self._post_verify(running, job.app, mix_paths) if died is None else (None, 0.0)
+            self.verify_after_load(running, job.app, mix_paths) if died is None else (None, 0.0)
         )
         fields: dict[str, object] = {
             **common,
