@@ -20,9 +20,11 @@ SHORT = [
 ]  # fmt: skip
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
     )
 
 
@@ -91,6 +93,9 @@ def test_an_interrupted_capacity_run_resumes_without_repeating_a_step(tmp_path: 
     assert child.returncode == 130, stderr
     interrupted = json.loads((out / "results.json").read_text())
     assert interrupted["status"] == "interrupted"
+    assert (out / ".serverbench-owner").read_text() == ""  # owned as a run's folder, released
+    reported = run_cli("report", str(out), "--format", "md")
+    assert f"Continue it with `serverbench capacity --resume {out}`" in reported.stderr
     kept = interrupted["capacity"]["searches"][0]["steps"]
     assert len(kept) >= 2
     assert interrupted["capacity"]["searches"][0]["outcome"] is None
@@ -128,13 +133,21 @@ def test_resuming_a_plain_run_as_capacity_is_refused(tmp_path: Path):
 
 def test_a_run_with_capacity_searches_after_the_matrix_from_its_peak(tmp_path: Path):
     out = tmp_path / "results"
+    # the SLO from the project file, the budget from the flag; each recorded with its source
+    (tmp_path / "serverbench.toml").write_text("slo = { p99_ms = 50, error_rate_pct = 5 }\n")
     done = run_cli(
         "run", "--profile", "smoke", "--repeats", "1", "--stack", "bjoern", "--no-references",
-        "--capacity", "--slo", "p99=50ms", "--out", str(out),
+        "--capacity", "--max-errors", "0.1%", "--out", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads((out / "results.json").read_text())
     assert document["status"] == "complete"
+    sources = document["capacity"]["plan"]["sources"]
+    assert sources == {
+        "slo": f"{tmp_path.resolve()}/serverbench.toml slo",
+        "max_errors": "--max-errors",
+    }
+    assert document["capacity"]["plan"]["max_error_rate"] == 0.001
     (search,) = document["capacity"]["searches"]
     peak = document["runs"][0]["measurement"]["requests_per_sec"]
     assert search["peak_rps"] == pytest.approx(peak)
@@ -142,7 +155,11 @@ def test_a_run_with_capacity_searches_after_the_matrix_from_its_peak(tmp_path: P
     assert search["settings"]["confirmations"] == 1
     assert search["outcome"] is not None
     assert "capacity at p99 <= 50 ms" in done.stdout
-    assert "## Capacity at SLO" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## Capacity at SLO" in report
+    assert (
+        f"Capacity searched at p99 <= 50 ms ({tmp_path.resolve()}/serverbench.toml slo)" in report
+    )
     assert not processes_mentioning(str(out))
 
 

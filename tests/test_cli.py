@@ -15,6 +15,7 @@ import pytest
 
 from serverbench import cli
 from serverbench.commands import COMMANDS, check, serve
+from serverbench.errors import StackStartError
 from serverbench.run import process
 from serverbench.stacks import SEED_STACKS
 
@@ -105,6 +106,8 @@ def test_check_a_wsgi_only_stack_with_an_asgi_app_is_a_skip(
         (["check", "--stack", "nope"], 2, ["unknown stack 'nope'", "`serverbench stacks`"]),
         (["check", "--stack", "gunicorn,nope"], 2, ["unknown stack 'nope'"]),
         (["serve", "--stack", "nope"], 2, ["unknown stack 'nope'"]),
+        (["serve", "--no-config"], 2, ["serve needs a stack", "--stack gunicorn"]),
+        (["serve", "--stack", "gunicorn,uvicorn"], 2, ["names 2 stacks and serve runs one"]),
         (["check", "--stack", "gunicorn", "--app", "nope"], 2, ["unknown app 'nope'", "--app"]),
         (["check", "--stack", "bjoern", "--set", "workers=2"], 2, ["no selected stack has"]),
         (
@@ -139,6 +142,53 @@ def test_app_raising_on_import_is_one_error_line_and_starts_nothing(
         "--app-dir",
     )
     assert "checking" not in captured.out
+
+
+@pytest.fixture
+def serve_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The stacks `serve` would start; it is stopped with an error before any server starts."""
+    started: list[str] = []
+
+    def record(stack: Any, ctx: Any, **kwargs: Any) -> Any:
+        started.append(stack.name)
+        raise StackStartError("recorded; this test starts no server")
+
+    monkeypatch.setattr(serve, "running_stack", record)
+    return started
+
+
+@pytest.mark.parametrize(
+    ("stacks", "argv", "started", "note"),
+    [
+        (
+            '["bjoern", "gunicorn"]',
+            [],
+            "bjoern",
+            "the first of the project's stacks (bjoern, gunicorn)",
+        ),
+        ('["bjoern", "gunicorn"]', ["--stack", "gunicorn"], "gunicorn", None),
+        ('["gunicorn"]', [], "gunicorn", None),
+    ],
+)
+def test_serve_takes_the_project_files_first_stack_and_says_so_when_it_names_more(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    serve_starts: list[str],
+    stacks: str,
+    argv: list[str],
+    started: str,
+    note: str | None,
+) -> None:
+    (tmp_path / "serverbench.toml").write_text(f"stacks = {stacks}\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["serve", *argv, "--out", str(tmp_path / "serve")]) == 1
+    assert serve_starts == [started]
+    err = capsys.readouterr().err
+    if note is None:
+        assert_one_error_line(err, "recorded")
+    else:
+        assert err.startswith(f"serve: starting {started}, {note}; --stack NAME starts another\n")
 
 
 # --- as a command -------------------------------------------------------------------------
@@ -191,13 +241,18 @@ def test_check_skip_command() -> None:
 
 
 @pytest.mark.integration
-def test_serve_runs_until_sigterm_and_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chosen", ["flag", "project"])
+def test_serve_runs_until_sigterm_and_leaves_nothing(tmp_path: Path, chosen: str) -> None:
     out = tmp_path / "serve"
+    # the stack by --stack, or from the project file as `run` takes it
+    (tmp_path / "serverbench.toml").write_text('stacks = ["bjoern", "gunicorn"]\n')
+    flag = ["--stack", "bjoern"] if chosen == "flag" else []
     serving = subprocess.Popen(
-        [sys.executable, "-m", "serverbench", "serve", "--stack", "bjoern", "--out", str(out)],
+        [sys.executable, "-m", "serverbench", "serve", *flag, "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,
     )
     try:
         assert serving.stdout is not None
@@ -216,6 +271,9 @@ def test_serve_runs_until_sigterm_and_leaves_nothing(tmp_path: Path) -> None:
             serving.wait()
     assert serving.returncode == 130
     assert "interrupted; stopping everything serverbench started" in stderr
+    assert ("serve: starting bjoern, the first of the project's stacks" in stderr) == (
+        chosen == "project"
+    )
     _, alive = psutil.wait_procs(servers, timeout=3)
     assert not alive
     assert (out / "bjoern.log").exists()

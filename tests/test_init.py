@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from serverbench.cli import build_parser
 from serverbench.commands import init
+from serverbench.commands.options import capacity_targets
 from serverbench.errors import UsageError
-from serverbench.plan.config import load_config
+from serverbench.plan.config import ProjectConfig, load_config
 from serverbench.plan.detect import detect
 
 MANAGE = """#!/usr/bin/env python
@@ -111,3 +113,18 @@ def test_init_without_an_app_says_what_to_set(
     assert "# note: no app was found" in out
     assert '# apps = ["mypackage.wsgi:application"]' in out
     assert not (tmp_path / "serverbench.toml").exists()
+
+
+def test_the_slo_init_suggests_is_the_default_it_stands_for(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("import fastapi\napp = fastapi.FastAPI()\n")
+    assert init.run(init_args(tmp_path)) == 0
+    path = tmp_path / "serverbench.toml"
+    text = path.read_text()
+    assert "# slo = { p99_ms = 100, error_rate_pct = 0.1 }" in text
+    assert load_config(path).slo is None  # commented out: the defaults apply
+    path.write_text(text.replace("# slo = ", "slo = "))
+    parser = build_parser()
+    flagless = capacity_targets(parser.parse_args(["capacity"]), ProjectConfig())
+    uncommented = capacity_targets(parser.parse_args(["capacity"]), load_config(path))
+    assert (uncommented.slo, uncommented.max_error_rate) == (flagless.slo, flagless.max_error_rate)
+    assert uncommented.sources["slo"] == f"{path.resolve()} slo"

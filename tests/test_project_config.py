@@ -10,13 +10,17 @@ import msgspec
 import pytest
 
 from serverbench.cli import build_parser
-from serverbench.commands.project import resolve
+from serverbench.commands.capacity import capacity_plan
+from serverbench.commands.options import CapacityTargets, capacity_targets
+from serverbench.commands.project import project_config, resolve
 from serverbench.commands.run import new_run_plan
 from serverbench.errors import UsageError
+from serverbench.plan.capacity import CapacityPlan
 from serverbench.plan.config import AppEntry, find_config, load_config
 from serverbench.plan.model import plan_record
 from serverbench.plan.selection import select_stacks
 from serverbench.plan.server_env import MASK, mask_value, masked, parse_env_pairs, unmasked
+from serverbench.plan.slo import parse_slo
 
 PYPROJECT = """
 [project]
@@ -32,7 +36,7 @@ repeats = 2
 python = ".venv/bin/python"
 set = { "gunicorn.workers" = 3, backlog = 512 }
 env = { DJANGO_SETTINGS_MODULE = "mysite.settings", SECRET_KEY = "hunter2", DATABASE_URL = "postgres://app:pw@127.0.0.1/db" }
-slo = { p99_ms = 50, "p99.9_ms" = 200, error_rate_pct = 1 }
+slo = { "p99.9_ms" = 200, error_rate_pct = 1 }
 """
 
 
@@ -50,7 +54,7 @@ def test_pyproject_table_is_read_with_paths_relative_to_the_file(tmp_path: Path)
     assert config.python == str(tmp_path.resolve() / ".venv/bin/python")
     assert config.settings == ("gunicorn.workers=3", "backlog=512")
     assert config.slo is not None
-    assert config.slo.latency_ms == {"99": 50.0, "99.9": 200.0}
+    assert config.slo.latency_ms == {"99.9": 200.0}
     assert config.slo.error_rate_pct == 1.0
 
 
@@ -96,6 +100,10 @@ def test_old_profiles_file_is_a_valid_config(tmp_path: Path) -> None:
         ("env = { 'BAD KEY' = 'x' }\n", "not an environment variable name"),
         ("slo = { p99 = 10 }\n", "slo key 'p99'"),
         ("slo = { p99_ms = -1 }\n", "must be positive"),
+        ("slo = { p99_ms = 50, p50_ms = 5 }\n", "slo names p99_ms and p50_ms; a capacity search"),
+        ("slo = { error_rate_pct = 100 }\n", r"error_rate_pct \(0 up to below 100\)"),
+        ("slo = 'p99=50ms'\n", "slo must be a table"),
+        ("slo = { p99_ms = '50ms' }\n", "slo p99_ms must be a number"),
         ("apps = [{ path = '/x' }]\n", "an app is"),
         ("app = 'a:b'\napps = ['c:d']\n", "either app or apps"),
         ("python = 3\n", "python must be a path"),
@@ -209,3 +217,55 @@ def test_the_run_plan_carries_the_projects_env_and_records_it_masked(
     assert plan.config.source == str(tmp_path.resolve() / "serverbench.toml")
     assert plan.config.env == {"A": "1", "API_TOKEN": MASK}
     assert plan_record(plan).env == {"A": "1", "API_TOKEN": MASK}
+
+
+def _capacity_targets(*argv: str) -> CapacityTargets:
+    args = build_parser().parse_args(["capacity", *argv])
+    return capacity_targets(args, project_config(args))
+
+
+def test_the_capacity_targets_come_from_the_flags_then_the_file_then_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    where = f"{tmp_path.resolve() / 'pyproject.toml'} [tool.serverbench]"
+    monkeypatch.chdir(tmp_path)
+    from_file = _capacity_targets()
+    assert from_file.slo == parse_slo("p99.9=200ms")
+    assert from_file.max_error_rate == pytest.approx(0.01)
+    assert from_file.sources == {"slo": f"{where} slo", "max_errors": f"{where} slo.error_rate_pct"}
+    flags = _capacity_targets("--slo", "p99=50ms", "--max-errors", "0%")
+    assert (flags.slo, flags.max_error_rate) == (parse_slo("p99=50ms"), 0.0)
+    assert flags.sources == {"slo": "--slo", "max_errors": "--max-errors"}
+    mixed = _capacity_targets("--slo", "p99=50ms")
+    assert mixed.sources == {"slo": "--slo", "max_errors": f"{where} slo.error_rate_pct"}
+    defaults = _capacity_targets("--no-config")
+    assert (defaults.slo, defaults.max_error_rate) == (parse_slo("p99=100ms"), 0.001)
+    assert defaults.sources == {
+        "slo": "serverbench's default",
+        "max_errors": "serverbench's default",
+    }
+    (tmp_path / "serverbench.toml").write_text("slo = { error_rate_pct = 0 }\n")
+    budget_only = _capacity_targets()  # serverbench.toml wins in its folder
+    assert (budget_only.slo, budget_only.max_error_rate) == (parse_slo("p99=100ms"), 0.0)
+    assert (
+        budget_only.sources["max_errors"]
+        == f"{tmp_path.resolve() / 'serverbench.toml'} slo.error_rate_pct"
+    )
+
+
+def test_the_capacity_plan_records_where_its_targets_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "serverbench.toml").write_text("slo = { p99_ms = 50 }\n")
+    monkeypatch.chdir(tmp_path)
+    plan = capacity_plan(build_parser().parse_args(["capacity", "--max-errors", "1%"]))
+    where = f"{tmp_path.resolve() / 'serverbench.toml'} slo"
+    assert plan.slo == parse_slo("p99=50ms")
+    assert plan.sources == {"slo": where, "max_errors": "--max-errors"}
+    assert plan.targets_text == f"p99 <= 50 ms ({where}), errors <= 1 % (--max-errors)"
+    # written to results.json and read back
+    assert msgspec.json.decode(msgspec.json.encode(plan), type=CapacityPlan) == plan
+    (tmp_path / "serverbench.toml").write_text("slo = { p99_ms = 0 }\n")
+    with pytest.raises(UsageError, match="slo p99_ms must be positive"):
+        capacity_plan(build_parser().parse_args(["capacity"]))

@@ -124,6 +124,15 @@ def test_kill_9_of_a_run_with_servers_up_leaves_nothing_and_resume_takes_over(
     assert not processes_mentioning(str(out))
     assert json.loads((out / "results.json").read_text())["status"] == "running"
 
+    # the report does not take the marker's word for it: the owner is gone, the run interrupted
+    reported = run_cli("report", str(out), "--format", "md")
+    assert reported.returncode == 0, reported.stderr
+    assert reported.stderr.startswith("warning: this run was interrupted: ")
+    note = (out / "report.md").read_text().split("\n\n")[1]
+    assert note.startswith("**Note:** This run was interrupted")
+    assert f"pid {child.pid}" in note
+    assert f"`serverbench run --resume {out}`" in note
+
     done = run_cli("run", "--resume", str(out))
     assert done.returncode == 0, done.stderr
     document = json.loads((out / "results.json").read_text())
@@ -205,6 +214,13 @@ def test_resume_of_a_run_that_is_still_going_is_refused(
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"error: the run in {out} is still going")
     assert f"pid {first.pid}" in refused.stderr
+    reported = run_cli("report", str(out), "--format", "md", "--out", str(tmp_path / "r.md"))
+    assert reported.returncode == 0, reported.stderr
+    assert (
+        f"This run is still going: `serverbench run {' '.join(FAST)}"
+        in (tmp_path / "r.md").read_text()
+    )
+    assert f"(pid {first.pid}" in reported.stderr
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
     assert first.returncode == 130

@@ -17,9 +17,11 @@ from serverbench.commands.options import (
     add_slo_options,
     add_stack_options,
     app_options,
+    capacity_targets,
     cpu_split,
 )
-from serverbench.commands.run import _require_available
+from serverbench.commands.project import add_project_options, project_config
+from serverbench.commands.run import _record_owner_gone, _require_available
 from serverbench.errors import ResultsError, UsageError
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
@@ -28,11 +30,12 @@ from serverbench.plan.model import RunPlan
 from serverbench.plan.profiles import Profile, ProfileOverrides, select_profiles
 from serverbench.plan.resume import resume_plan
 from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
-from serverbench.plan.slo import parse_error_budget, parse_rate, parse_slo
+from serverbench.plan.slo import parse_error_budget, parse_rate
 from serverbench.report import write_reports
 from serverbench.report.capacity_console import capacity_summary
 from serverbench.results.store import RESULTS_NAME
 from serverbench.run.capacity import CapacityRunner
+from serverbench.run.lock import run_lock
 from serverbench.run.records import new_document
 from serverbench.stacks.interpreter import own
 
@@ -57,6 +60,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_stack_options(parser, many=True)
     add_app_options(parser, many=True)
     add_slo_options(parser)
+    # the project file gives the SLO (its `slo`) only: the stacks and apps are chosen here
+    add_project_options(parser, env=False, python=False)
     parser.add_argument(
         "--step-duration",
         type=float,
@@ -141,9 +146,10 @@ def capacity_plan(args: argparse.Namespace) -> CapacityPlan:
     max_rps = parse_rate(args.max_rate).rps if args.max_rate else MAX_RPS
     if max_rps is None:
         raise UsageError(f"--max-rate {args.max_rate}: give req/s, e.g. 20000")
+    targets = capacity_targets(args, project_config(args))
     return CapacityPlan(
-        slo=parse_slo(args.slo),
-        max_error_rate=parse_error_budget(args.max_errors),
+        slo=targets.slo,
+        max_error_rate=targets.max_error_rate,
         step_s=args.step_duration,
         warmup_s=args.warmup,
         timeout_s=args.timeout,
@@ -152,6 +158,7 @@ def capacity_plan(args: argparse.Namespace) -> CapacityPlan:
         start_rps=start.rps if start and not start.relative else None,
         start_share=start.peak_share if start and start.relative else None,
         max_rps=max_rps,
+        sources=targets.sources,
     )
 
 
@@ -177,9 +184,19 @@ def capacity(args: argparse.Namespace) -> int:
             f"({run_plan.split.server_taskset()}); capacities are lower bounds",
             file=sys.stderr,
         )
+    print(f"capacity at {plan.targets_text}", file=sys.stderr)
     print(f"results: {run_plan.out_dir / RESULTS_NAME}", file=sys.stderr)
     with exclusive(args, args.argv):
-        CapacityRunner(run_plan, plan, document).run()
+        run_plan.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # as `run` does: a second writer of the folder is refused, and `report` can tell a
+        # search still going from one whose serverbench was killed
+        owner, takeover = run_lock(run_plan.out_dir, " ".join(["serverbench", *args.argv]))
+        try:
+            if takeover is not None and args.resume:
+                _record_owner_gone(document, run_plan.out_dir, takeover)
+            CapacityRunner(run_plan, plan, document).run()
+        finally:
+            owner.release()
     print(capacity_summary(document))
     written = write_reports(document, run_plan.out_dir)
     print(f"\nresults: {run_plan.out_dir / RESULTS_NAME}")

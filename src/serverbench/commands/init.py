@@ -12,9 +12,11 @@ import json
 import tomllib
 from pathlib import Path
 
+from serverbench.commands.options import DEFAULT_MAX_ERRORS, DEFAULT_SLO
 from serverbench.errors import UsageError
 from serverbench.plan.config import OWN_FILE, PYPROJECT, load_config
 from serverbench.plan.detect import Detection, detect
+from serverbench.plan.slo import parse_error_budget, parse_slo
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,6 +98,8 @@ def config_text(detection: Detection, *, in_pyproject: bool) -> str:
         lines.append("]")
     else:
         lines.append('# apps = ["mypackage.wsgi:application"]')
+    slo = parse_slo(DEFAULT_SLO)
+    budget_pct = parse_error_budget(DEFAULT_MAX_ERRORS) * 100
     interfaces = {app.interface for app in detection.apps}
     stacks = ["uvicorn"] if interfaces == {"asgi"} else ["gunicorn", "uvicorn"]
     lines += [
@@ -138,7 +142,9 @@ def config_text(detection: Detection, *, in_pyproject: bool) -> str:
         "# Stack settings, as --set takes them.",
         '# set = { "gunicorn.workers" = 4 }',
         "",
-        "# The service level a stack must hold.",
-        "# slo = { p99_ms = 100, error_rate_pct = 1 }",
+        "# The service level `serverbench capacity` (and the default run's capacity search)",
+        "# holds each stack to: one latency percentile and the share of requests allowed to",
+        "# fail; --slo and --max-errors override it. Uncommented, this is the default:",
+        f"# slo = {{ p{slo.key}_ms = {slo.limit_us / 1_000:g}, error_rate_pct = {budget_pct:g} }}",
     ]
     return "\n".join(lines) + "\n"

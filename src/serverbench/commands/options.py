@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 
 from serverbench.apps.registry import DEFAULT_APP, UserAppOptions
 from serverbench.observe.host_limits import CpuSplit, plan_cpu_split
+from serverbench.plan.config import ProjectConfig
+from serverbench.plan.config import Slo as ConfigSlo
 from serverbench.plan.inputs import check_expected_status
+from serverbench.plan.slo import Slo, parse_error_budget, parse_slo
 from serverbench.services.registry import SERVICE_NAMES
 from serverbench.workloads.catalog import WORKLOADS
 
@@ -17,6 +21,7 @@ from serverbench.workloads.catalog import WORKLOADS
 # an open loop, loose enough that loopback noise (a few ms) does not decide it.
 DEFAULT_SLO = "p99=100ms"
 DEFAULT_MAX_ERRORS = "0.1%"
+DEFAULT_SOURCE = "serverbench's default"
 
 
 def add_app_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
@@ -54,9 +59,10 @@ def add_stack_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
     parser.add_argument(
         "--stack",
         action="append" if many else "store",
-        required=not many,
         metavar="NAME",
-        help="stack name (repeatable, comma lists and 'all' work)" if many else "stack name",
+        help="stack name (repeatable, comma lists and 'all' work)"
+        if many
+        else "stack name (default: the first of the project file's stacks)",
     )
     parser.add_argument(
         "--set",
@@ -97,12 +103,41 @@ def cpu_split(args: argparse.Namespace) -> CpuSplit:
 def add_slo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slo",
-        default=DEFAULT_SLO,
-        help="latency objective, e.g. p99=50ms or p99.9=200ms (default %(default)s)",
+        help="latency objective, e.g. p99=50ms or p99.9=200ms (default: slo in the project "
+        f"file, else {DEFAULT_SLO})",
     )
     parser.add_argument(
         "--max-errors",
-        default=DEFAULT_MAX_ERRORS,
         metavar="PCT",
-        help="error budget: share of requests allowed to fail (default %(default)s)",
+        help="error budget: share of requests allowed to fail (default: slo.error_rate_pct in "
+        f"the project file, else {DEFAULT_MAX_ERRORS.replace('%', '%%')})",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityTargets:
+    """The SLO and error budget a capacity search holds each stack to, each with its source."""
+
+    slo: Slo
+    max_error_rate: float
+    sources: dict[str, str]  # "slo", "max_errors" -> the flag, the project file, or the default
+
+
+def capacity_targets(args: argparse.Namespace, config: ProjectConfig) -> CapacityTargets:
+    """A flag given wins, then the project file's `slo`, then serverbench's default."""
+    file_slo = config.slo or ConfigSlo()
+    if args.slo is not None:
+        slo, slo_source = parse_slo(args.slo), "--slo"
+    elif (objective := file_slo.objective()) is not None:
+        slo, slo_source = objective, config.where("slo")
+    else:
+        slo, slo_source = parse_slo(DEFAULT_SLO), DEFAULT_SOURCE
+    if args.max_errors is not None:
+        budget, budget_source = parse_error_budget(args.max_errors), "--max-errors"
+    elif file_slo.error_rate_pct is not None:
+        budget, budget_source = file_slo.error_rate_pct / 100, config.where("slo.error_rate_pct")
+    else:
+        budget, budget_source = parse_error_budget(DEFAULT_MAX_ERRORS), DEFAULT_SOURCE
+    return CapacityTargets(
+        slo=slo, max_error_rate=budget, sources={"slo": slo_source, "max_errors": budget_source}
     )

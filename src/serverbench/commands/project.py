@@ -24,7 +24,9 @@ from serverbench.stacks.interpreter import Interpreter, own, probe
 DEFAULT_EXPECT_STATUS = 200
 
 
-def add_project_options(parser: argparse.ArgumentParser, *, env: bool = True) -> None:
+def add_project_options(
+    parser: argparse.ArgumentParser, *, env: bool = True, python: bool = True
+) -> None:
     group = parser.add_argument_group("project")
     group.add_argument(
         "--config",
@@ -36,12 +38,13 @@ def add_project_options(parser: argparse.ArgumentParser, *, env: bool = True) ->
     group.add_argument(
         "--no-config", action="store_true", help="ignore any configuration file; flags only"
     )
-    group.add_argument(
-        "--python",
-        metavar="PATH",
-        help="the interpreter the servers run with: your app's virtualenv python, with the "
-        "servers installed there (default: serverbench's own)",
-    )
+    if python:
+        group.add_argument(
+            "--python",
+            metavar="PATH",
+            help="the interpreter the servers run with: your app's virtualenv python, with the "
+            "servers installed there (default: serverbench's own)",
+        )
     if env:
         group.add_argument(
             "--env",

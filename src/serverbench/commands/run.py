@@ -8,6 +8,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from serverbench.apps.registry import ExpectedResponse, UserAppOptions, resolve_app
@@ -16,9 +17,10 @@ from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
     add_stack_options,
+    capacity_targets,
     cpu_split,
 )
-from serverbench.commands.project import add_project_options, resolve
+from serverbench.commands.project import add_project_options, project_config, resolve
 from serverbench.errors import ResultsError, StackUnavailable, UsageError, VerificationError
 from serverbench.load.open_loop.schedule import ARRIVALS
 from serverbench.load.open_loop_engine import OpenLoopEngine
@@ -37,7 +39,7 @@ from serverbench.plan.profiles import (
 )
 from serverbench.plan.resume import resume_plan
 from serverbench.plan.selection import prepare_app, select_stacks
-from serverbench.plan.slo import parse_error_budget, parse_rate, parse_slo
+from serverbench.plan.slo import parse_rate
 from serverbench.report import write_reports
 from serverbench.report.capacity_console import capacity_summary
 from serverbench.report.console import fault_lines, summary_table
@@ -190,9 +192,9 @@ def run(args: argparse.Namespace) -> int:
                 "run (--url); drop one of them"
             )
         if searched:
-            document.capacity = capacity_section(
-                short_capacity_plan(parse_slo(args.slo), parse_error_budget(args.max_errors))
-            )
+            targets = capacity_targets(args, project_config(args))
+            short = short_capacity_plan(targets.slo, targets.max_error_rate)
+            document.capacity = capacity_section(replace(short, sources=targets.sources))
     if any(profile.open_loop for profile in plan.profiles):
         OpenLoopEngine().check_available()
     if any(not profile.open_loop for profile in plan.profiles):
@@ -209,6 +211,10 @@ def run(args: argparse.Namespace) -> int:
             _warn(plan, document)
             Runner(plan, document).run()
             if document.capacity is not None:
+                # the matrix is complete, the run is not: killed during the search, results.json
+                # must not say complete (a report would present it as finished, --resume refuse)
+                document.status = "running"
+                save(document, results_path(plan.out_dir))
                 CapacityRunner(plan, document.capacity.plan, document).run(
                     peaks=closed_loop_peaks(document)
                 )

@@ -1,19 +1,25 @@
-"""`serverbench serve`: one stack in the foreground until Ctrl-C."""
+"""`serverbench serve`: one stack in the foreground until Ctrl-C.
+
+The stack is --stack's, else the project file's first (serve starts one: a user trying the
+server of a project that compares several gets the first, and is told which and how to pick
+another), as the app is --app's, else the project's first."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from serverbench.commands.exclusive import add_lock_option, exclusive
 from serverbench.commands.options import add_app_options, add_stack_options, cpu_split
-from serverbench.commands.project import add_project_options, resolve
+from serverbench.commands.project import Project, add_project_options, resolve
 from serverbench.errors import ServerbenchError, UsageError
 from serverbench.plan.selection import prepare_app, select_stacks
 from serverbench.run.host import LOCAL
 from serverbench.run.lifecycle import running_stack, stack_context
+from serverbench.stacks.base import Stack
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,13 +36,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     project = resolve(args)
     python = project.interpreter()
-    stacks = select_stacks([args.stack])
+    stack = _one_stack(args, project)
     split = cpu_split(args)
     overrides = project.overrides(
-        stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+        [stack], server_cpus=len(split.server_cpus), many=args.allow_many_processes
     )
     # serve runs one app: the one named, else the project's first
     choice = project.apps[0]
+    if args.app is None and len(project.apps) > 1:
+        print(
+            f"serve: serving {choice.spec}, the first of the project's apps "
+            f"({', '.join(a.spec for a in project.apps)}); --app APP serves another",
+            file=sys.stderr,
+        )
     app = prepare_app(choice.spec, choice.options, python, project.env)
     if args.port and LOCAL.port_in_use(args.port):
         # before the temporary folder exists, so that a refusal leaves nothing behind
@@ -51,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             run_dir=out,
             server_cpu_count=len(split.server_cpus),
-            overrides=overrides[stacks[0].name],
+            overrides=overrides[stack.name],
             interpreter=python,
             env=project.env,
         )
-        with running_stack(stacks[0], ctx, cpus=split.server_taskset()) as running:
+        with running_stack(stack, ctx, cpus=split.server_taskset()) as running:
             print(f"{running.name} serving {app.name} at {running.url}{app.load_path}", flush=True)
             for name, command in running.commands().items():
                 print(f"  {name}: {' '.join(command)}")
@@ -65,3 +77,29 @@ def run(args: argparse.Namespace) -> int:
                 if gone is not None:
                     raise ServerbenchError(f"{running.name} stopped: {gone}")
                 time.sleep(0.5)
+
+
+def _one_stack(args: argparse.Namespace, project: Project) -> Stack:
+    """The stack --stack names, else the project file's first (saying so when it names more)."""
+    if args.stack is not None:
+        stacks = select_stacks([args.stack])
+        if len(stacks) > 1:
+            raise UsageError(
+                f"--stack {args.stack} names {len(stacks)} stacks and serve runs one; give one, "
+                f"e.g. --stack {stacks[0].name} (`serverbench check` starts several)"
+            )
+        return stacks[0]
+    if not project.stacks:
+        where = f" and {project.config.source} names none" if project.config.source else ""
+        raise UsageError(
+            f"serve needs a stack: no --stack was given{where}; give one, e.g. --stack gunicorn "
+            "(`serverbench stacks` lists them), or set stacks in [tool.serverbench]"
+        )
+    stacks = select_stacks(project.stacks)
+    if len(stacks) > 1:
+        print(
+            f"serve: starting {stacks[0].name}, the first of the project's stacks "
+            f"({', '.join(s.name for s in stacks)}); --stack NAME starts another",
+            file=sys.stderr,
+        )
+    return stacks[0]

@@ -485,6 +485,8 @@ class CapacityPlan:
     start_rps: float | None = None  # absolute, or else ...
     start_share: float | None = None  # ... this share of the closed-loop peak (START_SHARE)
     max_rps: float = MAX_RPS
+    # "slo", "max_errors" -> where each target came from: its flag, the project file, a default
+    sources: dict[str, str] = field(default_factory=dict)
 
     def search_settings(self, peak_rps: float | None) -> SearchSettings:
         share = self.start_share or START_SHARE
@@ -502,6 +504,18 @@ class CapacityPlan:
     @property
     def step_planned_s(self) -> float:
         return 2.0 + self.warmup_s + self.step_s
+
+    @property
+    def targets_text(self) -> str:
+        """`p99 <= 50 ms (from --slo), errors <= 0.1 % (serverbench's default)`."""
+
+        def source(key: str) -> str:
+            return f" ({self.sources[key]})" if key in self.sources else ""
+
+        return (
+            f"{self.slo.text}{source('slo')}, "
+            f"errors <= {self.max_error_rate * 100:g} %{source('max_errors')}"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from serverbench.errors import UsageError
 from serverbench.plan.server_env import check_key, masked
+from serverbench.plan.slo import Slo as LatencyObjective
 
 if TYPE_CHECKING:
     from serverbench.results.model import ConfigRecord
@@ -48,10 +49,22 @@ class AppEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slo:
-    """The service level a stack must hold: latency percentiles (ms) and an error-rate ceiling."""
+    """The service level a capacity search holds a stack to (`serverbench capacity`, the default
+    run's search) unless --slo / --max-errors say otherwise: one latency percentile's limit and
+    an error-rate ceiling, either of them left to serverbench's default when not given."""
 
-    latency_ms: dict[str, float] = field(default_factory=dict)  # "99" -> 100.0
+    latency_ms: dict[str, float] = field(default_factory=dict)  # at most one: "99" -> 100.0
     error_rate_pct: float | None = None
+
+    def objective(self) -> LatencyObjective | None:
+        """The latency limit as --slo gives it, or None when the file sets none."""
+        return next(
+            (
+                LatencyObjective(percentile=float(key), limit_us=limit_ms * 1_000)
+                for key, limit_ms in self.latency_ms.items()
+            ),
+            None,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +96,11 @@ class ProjectConfig:
             expect_json=entry.expect_json if entry.expect_json is not None else d.expect_json,
             expect_regex=entry.expect_regex if entry.expect_regex is not None else d.expect_regex,
         )
+
+    def where(self, key: str) -> str:
+        """The key's place in this file, as a setting's source is recorded."""
+        table = " [tool.serverbench]" if self.source and self.source.name == PYPROJECT else ""
+        return f"{self.source}{table} {key}"
 
     def to_record(self) -> ConfigRecord | None:
         """What results.json records: the file and what it set, environment values masked."""
@@ -310,17 +328,23 @@ def _slo(value: Any, where: str) -> Slo:
     error_rate: float | None = None
     for key, item in value.items():
         if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
-            raise UsageError(f"{where}: slo {key} must be a number")
+            raise UsageError(f"{where}: slo {key} must be a number, e.g. slo = {{ p99_ms = 100 }}")
         if item <= 0 and key != "error_rate_pct":
-            raise UsageError(f"{where}: slo {key} must be positive")
+            raise UsageError(f"{where}: slo {key} must be positive, e.g. slo = {{ p99_ms = 100 }}")
         match = _SLO_KEY.match(key)
         if match and 0 < float(match.group(1)) < 100:
             latency[match.group(1)] = float(item)
-        elif key == "error_rate_pct" and 0 <= item <= 100:
+        elif key == "error_rate_pct" and 0 <= item < 100:
             error_rate = float(item)
         else:
             raise UsageError(
-                f"{where}: slo key {key!r} is not understood; use pNN_ms (p50_ms, p99_ms, "
-                "p99.9_ms) for latency and error_rate_pct (0-100) for errors"
+                f"{where}: slo key {key!r} = {item!r} is not understood; use pNN_ms (p50_ms, "
+                "p99_ms, p99.9_ms) for latency and error_rate_pct (0 up to below 100) for errors"
             )
+    if len(latency) > 1:
+        named = " and ".join(f"p{key}_ms" for key in latency)
+        raise UsageError(
+            f"{where}: slo names {named}; a capacity search holds one latency percentile, "
+            "so keep one, e.g. slo = { p99_ms = 100 }"
+        )
     return Slo(latency_ms=latency, error_rate_pct=error_rate)

@@ -6,6 +6,7 @@ Reports read the results document only: they never start a process or measure an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from serverbench.errors import UsageError
@@ -16,18 +17,21 @@ from serverbench.results.model import ResultsDocument
 FORMATS = {"md": ("report.md", render_markdown), "html": ("report.html", render_html)}
 
 
-def render(document: ResultsDocument, fmt: str) -> str:
+def render(document: ResultsDocument, fmt: str, notes: Sequence[str] = ()) -> str:
+    """The report; `notes` lead it (what the results file alone cannot know)."""
     try:
         _, renderer = FORMATS[fmt]
     except KeyError:
         raise UsageError(
             f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}"
         ) from None
-    return renderer(document)
+    return renderer(document, notes)
 
 
-def write_report(document: ResultsDocument, fmt: str, path: Path) -> Path:
-    text = render(document, fmt)
+def write_report(
+    document: ResultsDocument, fmt: str, path: Path, notes: Sequence[str] = ()
+) -> Path:
+    text = render(document, fmt, notes)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path

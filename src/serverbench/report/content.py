@@ -119,7 +119,8 @@ def introduction(document: ResultsDocument, facts: Sequence[Facts]) -> list[Bloc
 
 
 def _project_blocks(document: ResultsDocument) -> list[Block]:
-    """The servers' interpreter, their environment and the project configuration, when given."""
+    """The servers' interpreter, their environment, the project configuration and where the
+    capacity targets came from, when given."""
     plan = document.plan
     lines = []
     if plan.python:
@@ -129,6 +130,9 @@ def _project_blocks(document: ResultsDocument) -> list[Block]:
         lines.append(f"Server environment: {pairs} (secret values are not recorded).")
     if plan.config is not None:
         lines.append(f"Configuration read from `{plan.config.source}`.")
+    capacity = document.capacity.plan if document.capacity else None
+    if capacity is not None and capacity.sources:
+        lines.append(f"Capacity searched at {capacity.targets_text}.")
     return [Paragraph(text=" ".join(lines))] if lines else []
 
 
@@ -505,11 +509,14 @@ def methodology(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block
     return blocks
 
 
-def build(document: ResultsDocument) -> list[Block]:
+def build(document: ResultsDocument, notes: Sequence[str] = ()) -> list[Block]:
+    """The report's blocks; `notes` (what results.json alone cannot say, such as a run marked
+    running whose owner is gone) come first."""
     facts = all_facts(document)
     stacks = ", ".join(stack_title(document, s) for s in stack_order(document))
     return [
         Heading(level=1, text=f"Performance Comparison Report: {stacks}"),
+        *(Paragraph(text=f"**Note:** {note}") for note in notes),
         # when capacity was measured it is the answer the reader came for, so it leads
         *capacity_section(document.capacity.searches if document.capacity else []),
         *introduction(document, facts),

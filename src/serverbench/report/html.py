@@ -110,8 +110,8 @@ def _toc(blocks: Sequence[Block]) -> str:
     return f'<nav class="toc"><ol>{items}</ol></nav>'
 
 
-def render_html(document: ResultsDocument) -> str:
-    blocks = build(document)
+def render_html(document: ResultsDocument, notes: Sequence[str] = ()) -> str:
+    blocks = build(document, notes)
     title = next((b.text for b in blocks if isinstance(b, Heading)), "serverbench report")
     css = resources.files("serverbench.report").joinpath("report.css").read_text()
     body = "\n".join(render_block(b) for b in blocks[1:])

@@ -61,5 +61,5 @@ def render_blocks(blocks: Sequence[Block]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render_markdown(document: ResultsDocument) -> str:
-    return render_blocks(build(document))
+def render_markdown(document: ResultsDocument, notes: Sequence[str] = ()) -> str:
+    return render_blocks(build(document, notes))

@@ -23,7 +23,8 @@ Format history (SCHEMA_VERSION):
         to its log) and `warnings`; an `owner_gone` event's owner and leftovers.
         Optional top-level `capacity` (a capacity run, or a run with --capacity): its plan and
         one search per stack x app (peak_rps, settings, every step's observation and verdict,
-        the outcome once it ended).
+        the outcome once it ended); its plan's `sources` (where the SLO and the error budget
+        came from: a flag, the project file's `slo`, or the default), absent in earlier files.
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

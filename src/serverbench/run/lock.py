@@ -12,7 +12,8 @@ a dead owner's lock is simply taken over. The file says who holds it (first line
 lists, one "sid start_ticks" line each, the sessions the holder started (guardian.py). A clean
 release empties the file, so a file found non-empty by the next holder was left by an owner
 that died: the live processes of its sessions are leftovers, stopped and named
-(`Takeover`) before anything new starts.
+(`Takeover`) before anything new starts. `folder_owner` asks whether a folder's owner still
+runs without taking its lock (`serverbench report` on a run marked running).
 """
 
 from __future__ import annotations
@@ -104,6 +105,44 @@ def _read(path: Path) -> tuple[Owner | None, dict[int, int]]:
 def read_owner(path: Path) -> Owner | None:
     """Who holds (or last held without releasing) the lock at path."""
     return _read(path)[0]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FolderOwner:
+    """Whether the serverbench that last owned a results folder still runs, and who it was."""
+
+    alive: bool | None  # None: the folder has no owner file to ask (older runs, a copied folder)
+    owner: Owner | None  # None: it released the folder, or its first line is unreadable
+
+
+def folder_owner(folder: Path) -> FolderOwner:
+    """Ask, without taking it, whether the run lock of a results folder is held.
+
+    The lock is what `--resume` meets; the kernel drops it when its holder dies (SIGKILL
+    included), and a process that recycled the pid holds none, so a shared lock taken and
+    dropped at once answers. Only a file that cannot be opened falls back to the pid, which
+    counts only if its process started when the owner did (start ticks).
+    """
+    path = folder / RUN_LOCK_NAME
+    if not path.exists():
+        return FolderOwner(alive=None, owner=None)
+    owner = read_owner(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return FolderOwner(alive=_started_as(owner) if owner else None, owner=owner)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return FolderOwner(alive=True, owner=owner)
+    finally:
+        os.close(fd)  # drops the shared lock too, when it was taken
+    return FolderOwner(alive=False, owner=owner)
+
+
+def _started_as(owner: Owner) -> bool:
+    ticks = guardian.start_ticks(owner.pid)  # None: no such process, or a zombie
+    return ticks is not None and owner.start_ticks in (0, ticks)  # 0: not known when written
 
 
 class OwnerLock:
