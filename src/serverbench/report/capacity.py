@@ -27,14 +27,15 @@ from serverbench.report.blocks import (
 )
 from serverbench.report.numbers import format_us
 
-# Two searches of one stack agree when their answers are within this many bisection
-# precisions of each other: each answer lies up to one precision below the edge it found, and
-# the edge moves with the noise of the steps near it.
+# The search's resolution: two searches of one stack differ by more than this many bisection
+# precisions only if the stack itself moved (each answer lies up to one precision below the
+# edge it found, and the edge moves with the noise of the steps near it).
 AGREEMENT_PRECISIONS = 2.0
 
 
 def agreement_pct(record: CapacityRecord) -> float:
-    """How far, in percent, a repeat of this search may land from its answer."""
+    """How far, in percent, a repeat of this search may land from its answer by the search
+    alone (a stack that varies between runs adds its own spread)."""
     return AGREEMENT_PRECISIONS * record.settings.precision * 100
 
 
@@ -230,8 +231,10 @@ def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
             text=f"Each figure held in every measurement at that rate (the search's step plus "
             f"{settings.confirmations} confirmation(s), each on a fresh, verified, warmed "
             f"stack); the true edge lies between it and the lowest failing rate, at most "
-            f"{settings.precision * 100:g} % above. Run-to-run spread: a repeat of the search "
-            f"lands within ±{agreement_pct(records[0]):g} % of these figures."
+            f"{settings.precision * 100:g} % above. The search resolves capacity to "
+            f"±{agreement_pct(records[0]):g} %; that is not the stack's run-to-run spread, "
+            "which one search cannot measure: a stack whose throughput varies between runs "
+            "moves its capacity as much. Run the search again and `compare` the two to see it."
         ),
         *_contention(records),
         Bullets(items=tuple(_record_sentence(r) for r in ranked(records))),

@@ -1,5 +1,6 @@
 """`compare` for capacity searches: per stack x app, the capacity in A and in B, the change,
-and whether it is beyond the run-to-run spread the report states (±2 bisection precisions).
+and whether it is beyond the search's resolution (±2 bisection precisions): a change within
+it is no evidence; one beyond it may still be the stack's own run-to-run variation.
 
 Two searches held to different SLOs or error budgets are not like for like; that is said.
 """
@@ -108,7 +109,7 @@ def render_capacity_comparison(comparison: CapacityComparison) -> str:
                     "A capacity req/s",
                     "B capacity req/s",
                     "change",
-                    "beyond spread",
+                    "beyond resolution",
                     "limited by A -> B",
                 ],
                 rows,
