@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from serverbench.cli import build_parser
-from serverbench.commands.capacity import capacity_plan
+from serverbench.commands.capacity import capacity_plan, new_capacity_run_plan
 from serverbench.commands.options import CapacityTargets, capacity_targets
 from serverbench.commands.project import project_config, resolve
 from serverbench.commands.run import new_run_plan
@@ -269,3 +269,25 @@ def test_the_capacity_plan_records_where_its_targets_came_from(
     (tmp_path / "serverbench.toml").write_text("slo = { p99_ms = 0 }\n")
     with pytest.raises(UsageError, match="slo p99_ms must be positive"):
         capacity_plan(build_parser().parse_args(["capacity"]))
+
+
+def test_capacity_searches_the_projects_stacks_and_apps_with_its_settings_and_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "serverbench.toml").write_text(
+        'stacks = ["gunicorn"]\napps = ["seed-fastapi"]\nset = { backlog = 512 }\n'
+        'env = { A = "1" }\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    plan = new_capacity_run_plan(
+        build_parser().parse_args(["capacity", "--out", str(tmp_path / "o")])
+    )
+    assert plan.stack_names == ("gunicorn",)
+    assert [app.name for app in plan.apps] == ["seed-fastapi"]
+    assert plan.overrides == {"gunicorn": {"backlog": "512"}}
+    assert plan.env == {"A": "1"}
+    assert plan.config is not None
+    flags = new_capacity_run_plan(
+        build_parser().parse_args(["capacity", "--stack", "uvicorn", "--out", str(tmp_path / "p")])
+    )
+    assert flags.stack_names == ("uvicorn",)

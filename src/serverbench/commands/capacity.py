@@ -10,18 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from serverbench.apps.registry import DEFAULT_APP
-from serverbench.commands.exclusive import add_lock_option, exclusive
+from serverbench.commands.exclusive import add_lock_option, exclusive, record_owner_gone
 from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
     add_stack_options,
-    app_options,
     capacity_targets,
     cpu_split,
 )
-from serverbench.commands.project import add_project_options, project_config
-from serverbench.commands.run import _record_owner_gone, _require_available
+from serverbench.commands.project import add_project_options, project_config, resolve
 from serverbench.errors import ResultsError, UsageError
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
@@ -29,7 +26,7 @@ from serverbench.plan.capacity import MAX_RPS, CapacityPlan
 from serverbench.plan.model import RunPlan
 from serverbench.plan.profiles import Profile, ProfileOverrides, select_profiles
 from serverbench.plan.resume import resume_plan
-from serverbench.plan.selection import parse_overrides, prepare_app, select_stacks
+from serverbench.plan.selection import prepare_app, require_available, select_stacks
 from serverbench.plan.slo import parse_error_budget, parse_rate
 from serverbench.report import write_reports
 from serverbench.report.capacity_console import capacity_summary
@@ -37,7 +34,6 @@ from serverbench.results.store import RESULTS_NAME
 from serverbench.run.capacity import CapacityRunner
 from serverbench.run.lock import run_lock
 from serverbench.run.records import new_document
-from serverbench.stacks.interpreter import own
 
 # The closed-loop peak the search scales from: enough connections to saturate the servers'
 # CPUs, few enough that a slow server answers them within wrk's timeout (at 1000 connections
@@ -60,8 +56,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_stack_options(parser, many=True)
     add_app_options(parser, many=True)
     add_slo_options(parser)
-    # the project file gives the SLO (its `slo`) only: the stacks and apps are chosen here
-    add_project_options(parser, env=False, python=False)
+    # the project file gives the stacks, apps, settings, interpreter, environment and SLO
+    add_project_options(parser)
     parser.add_argument(
         "--step-duration",
         type=float,
@@ -174,7 +170,7 @@ def capacity(args: argparse.Namespace) -> int:
         plan = document.capacity.plan
     else:
         plan = capacity_plan(args)
-        run_plan = _run_plan(args)
+        run_plan = new_capacity_run_plan(args)
         document = new_document(run_plan, ["serverbench", *sys.argv[1:]])
     for warning in document.host_warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -193,7 +189,7 @@ def capacity(args: argparse.Namespace) -> int:
         owner, takeover = run_lock(run_plan.out_dir, " ".join(["serverbench", *args.argv]))
         try:
             if takeover is not None and args.resume:
-                _record_owner_gone(document, run_plan.out_dir, takeover)
+                record_owner_gone(document, run_plan.out_dir, takeover)
             CapacityRunner(run_plan, plan, document).run()
         finally:
             owner.release()
@@ -205,21 +201,23 @@ def capacity(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_plan(args: argparse.Namespace) -> RunPlan:
+def new_capacity_run_plan(args: argparse.Namespace) -> RunPlan:
     profiles = (
         [PEAK_PROFILE]
         if args.peak_profile == PEAK_PROFILE.name
         else select_profiles([args.peak_profile], ProfileOverrides())
     )
     check_connections_fit(profiles[0].connections)
-    stacks = select_stacks(args.stack)
-    _require_available(stacks, args.stack, own())
+    project = resolve(args)
+    python = project.interpreter()
+    stack_names = list(project.stacks) if project.stacks else None
+    stacks = select_stacks(stack_names)
+    require_available(stacks, stack_names, python)
     stacks = [s for s in stacks if s.name != "nginx-static"] or stacks
-    apps = [prepare_app(spec, app_options(args)) for spec in (args.app or [DEFAULT_APP])]
+    apps = [prepare_app(c.spec, c.options, python, project.env) for c in project.apps]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (
-        Path(args.out) if args.out else Path("serverbench-results") / f"capacity-{stamp}"
-    ).absolute()
+    results_dir = Path(project.config.out) if project.config.out else Path("serverbench-results")
+    out = (Path(args.out) if args.out else results_dir / f"capacity-{stamp}").absolute()
     if (out / RESULTS_NAME).exists():
         raise UsageError(
             f"{out / RESULTS_NAME} already exists; continue it with --resume {out} "
@@ -231,11 +229,14 @@ def _run_plan(args: argparse.Namespace) -> RunPlan:
         apps=tuple(apps),
         profiles=tuple(profiles),
         repeats=1,
-        overrides=parse_overrides(
-            args.set, stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
+        overrides=project.overrides(
+            stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
         ),
         split=split,
         out_dir=out,
         references=False,
         order_seed=random.randrange(2**31),
+        python=None if python.own else python.executable,
+        env=project.env,
+        config=project.record(),
     )

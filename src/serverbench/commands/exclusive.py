@@ -11,8 +11,12 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+from serverbench.results.model import Event, ProcessExit, ResultsDocument
+from serverbench.results.store import results_path, save
 from serverbench.run import lock
+from serverbench.run.records import now
 
 
 def add_lock_option(parser: argparse.ArgumentParser) -> None:
@@ -43,3 +47,22 @@ def exclusive(args: argparse.Namespace, argv: Sequence[str]) -> Iterator[lock.Ta
         if takeover is not None and takeover.stopped:
             print(f"warning: {takeover.describe()}", file=sys.stderr)
         yield takeover
+
+
+def record_owner_gone(document: ResultsDocument, folder: Path, takeover: lock.Takeover) -> None:
+    """A run left `running` by a serverbench that died: said, recorded, its leftovers stopped."""
+    owner = takeover.owner
+    print(f"warning: the run in {folder} lost its owner: {takeover.describe()}", file=sys.stderr)
+    document.events.append(
+        Event(
+            at=now(),
+            kind="owner_gone",
+            owner_pid=owner.pid if owner else None,
+            owner_command=owner.command if owner else None,
+            owner_started_at=owner.started_at if owner else None,
+            leftovers_stopped=tuple(
+                ProcessExit(pid=m.pid, process=m.name) for m in takeover.stopped
+            ),
+        )
+    )
+    save(document, results_path(folder))

@@ -7,12 +7,11 @@ import argparse
 import random
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from serverbench.apps.registry import ExpectedResponse, UserAppOptions, resolve_app
-from serverbench.commands.exclusive import add_lock_option, exclusive
+from serverbench.commands.exclusive import add_lock_option, exclusive, record_owner_gone
 from serverbench.commands.options import (
     add_app_options,
     add_slo_options,
@@ -21,7 +20,7 @@ from serverbench.commands.options import (
     cpu_split,
 )
 from serverbench.commands.project import add_project_options, project_config, resolve
-from serverbench.errors import ResultsError, StackUnavailable, UsageError, VerificationError
+from serverbench.errors import ResultsError, UsageError, VerificationError
 from serverbench.load.open_loop.schedule import ARRIVALS
 from serverbench.load.open_loop_engine import OpenLoopEngine
 from serverbench.load.wrk_engine import WrkEngine
@@ -38,13 +37,13 @@ from serverbench.plan.profiles import (
     select_profiles,
 )
 from serverbench.plan.resume import resume_plan
-from serverbench.plan.selection import prepare_app, select_stacks
+from serverbench.plan.selection import prepare_app, require_available, select_stacks
 from serverbench.plan.slo import parse_rate
 from serverbench.report import write_reports
 from serverbench.report.capacity_console import capacity_summary
 from serverbench.report.console import fault_lines, summary_table
 from serverbench.results.inference import PrecisionGoal, repeats_for
-from serverbench.results.model import Event, ProcessExit, ResultsDocument
+from serverbench.results.model import ResultsDocument
 from serverbench.results.store import RESULTS_NAME, load, results_path, save
 from serverbench.run.capacity import (
     CapacityRunner,
@@ -52,13 +51,11 @@ from serverbench.run.capacity import (
     closed_loop_peaks,
     short_capacity_plan,
 )
-from serverbench.run.lock import Takeover, run_lock
-from serverbench.run.records import new_document, now
+from serverbench.run.lock import run_lock
+from serverbench.run.records import new_document
 from serverbench.run.runner import Runner
 from serverbench.run.url_target import TargetUrl, parse_target_url, target_app
 from serverbench.run.verify import verify
-from serverbench.stacks.base import Stack
-from serverbench.stacks.interpreter import Interpreter
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -207,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         owner, takeover = run_lock(plan.out_dir, command)
         try:
             if takeover is not None and args.resume:
-                _record_owner_gone(document, plan.out_dir, takeover)
+                record_owner_gone(document, plan.out_dir, takeover)
             _warn(plan, document)
             Runner(plan, document).run()
             if document.capacity is not None:
@@ -293,25 +290,6 @@ def _complete_without_reports(folder: Path) -> bool:
     return True
 
 
-def _record_owner_gone(document: ResultsDocument, folder: Path, takeover: Takeover) -> None:
-    """A run left `running` by a serverbench that died: said, recorded, its leftovers stopped."""
-    owner = takeover.owner
-    print(f"warning: the run in {folder} lost its owner: {takeover.describe()}", file=sys.stderr)
-    document.events.append(
-        Event(
-            at=now(),
-            kind="owner_gone",
-            owner_pid=owner.pid if owner else None,
-            owner_command=owner.command if owner else None,
-            owner_started_at=owner.started_at if owner else None,
-            leftovers_stopped=tuple(
-                ProcessExit(pid=m.pid, process=m.name) for m in takeover.stopped
-            ),
-        )
-    )
-    save(document, results_path(folder))
-
-
 def _check_url_answers(plan: RunPlan) -> None:
     assert plan.url is not None
     target = parse_target_url(plan.url, allow_remote=plan.allow_remote)
@@ -339,17 +317,6 @@ def _url_target(args: argparse.Namespace) -> TargetUrl | None:
                 f"drop {flag}, or drop --url to let serverbench start its own stacks"
             )
     return parse_target_url(args.url, allow_remote=args.allow_remote)
-
-
-def _require_available(
-    stacks: Sequence[Stack], names: Sequence[str] | None, python: Interpreter
-) -> None:
-    """A stack the user named that cannot run here stops the run; ones from "all" are skipped."""
-    named = {part.strip() for name in names or [] for part in name.split(",")}
-    for stack in stacks:
-        reason = stack.unavailable_reason(python)
-        if reason is not None and (names is None or stack.name in named):
-            raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
 
 
 def new_run_plan(args: argparse.Namespace) -> RunPlan:
@@ -390,7 +357,7 @@ def new_run_plan(args: argparse.Namespace) -> RunPlan:
     if target is None:
         stack_names = list(project.stacks) if project.stacks else None
         stacks = select_stacks(stack_names)
-        _require_available(stacks, stack_names, python)
+        require_available(stacks, stack_names, python)
         overrides = project.overrides(
             stacks, server_cpus=len(split.server_cpus), many=args.allow_many_processes
         )

@@ -95,3 +95,14 @@ def prepare_app(
     workload_settings(app)  # refuses a bad $SERVERBENCH_DB_POOL_SIZE
     check_builtin_modules(app, python or interpreter.own())
     return inspect_app(app, interface_given=options.interface is not None, python=python, env=env)
+
+
+def require_available(
+    stacks: Sequence[Stack], names: Sequence[str] | None, python: Interpreter
+) -> None:
+    """A stack the user named that cannot run here stops the run; ones from "all" are skipped."""
+    named = {part.strip() for name in names or [] for part in name.split(",")}
+    for stack in stacks:
+        reason = stack.unavailable_reason(python)
+        if reason is not None and (names is None or stack.name in named):
+            raise StackUnavailable(f"stack {stack.name} is unavailable: {reason}")
