@@ -1,9 +1,10 @@
 """How many requests per second can the open-loop engine schedule on one client core?
 
-Starts nginx answering a static JSON (one worker, on the server CPU), then steps the offered
-rate up with one client process on the client CPU and prints, per rate: the achieved rate,
-send-lag p50/p99, the client process's CPU (and CPU time per request), whether the engine
-flagged itself as behind, and at the end the first rate at which it fell behind. The goal: at
+Starts the nginx-static stack (nginx answering the seed's JSON, one worker, on the server
+CPU), then steps the offered rate up with one client process on the client CPU and prints,
+per rate: the achieved rate, send-lag p50/p99, the client process's CPU (and CPU time per
+request), whether the engine flagged itself as behind, and at the end the first rate at which
+it fell behind. The goal: at
 least 50,000 req/s with send-lag p99 below 1 ms.
 
 Side by side, wrk (closed loop, `-t1 -c32`) on the same nginx and CPU gives the reference
@@ -17,71 +18,36 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.load.open_loop import OpenLoopSettings, run_open_loop
+from serverbench.run.lifecycle import running_stack, stack_context
+from serverbench.stacks import get_stack
 
-NGINX_CONF = """\
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 8192; }}
-worker_rlimit_nofile 16384;
-http {{
-    access_log off;
-    keepalive_requests 100000;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{ default_type application/json; return 200 '{{"msisdn":"1","status":"ok"}}'; }}
-    }}
-}}
-"""
 DEFAULT_RATES = "5000,10000,20000,30000,40000,50000,60000,70000,80000"
+SEED_PATH = "/api/v2/1"  # nginx-static answers {"msisdn":"1","status":"ok"} to it
 
 
 @contextlib.contextmanager
 def nginx_static(cpu: int) -> Iterator[str]:
+    """The nginx-static stack as `serverbench run` starts it, one worker on `cpu` (keep-alive
+    for a million requests per connection, so the engine's connections are never closed)."""
     with tempfile.TemporaryDirectory(prefix="open-loop-capacity-") as tmp:
-        prefix = Path(tmp)
-        (prefix / "tmp").mkdir()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, port=port))
-        argv = ["taskset", "-c", str(cpu), "/usr/sbin/nginx", "-p", str(prefix)]
-        argv += ["-e", str(prefix / "error.log"), "-c", str(conf), "-g", "daemon off;"]
-        proc = subprocess.Popen(argv, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+        ctx = stack_context(
+            BUILTIN_APPS["seed-flask"],
+            run_dir=Path(tmp) / "nginx-static",
+            server_cpu_count=1,
+            overrides={},
+        )
+        with running_stack(get_stack("nginx-static"), ctx, cpus=str(cpu)) as stack:
+            yield stack.url + SEED_PATH
 
 
 def wrk_reference(url: str, cpu: int, duration_s: float) -> tuple[float, float]:

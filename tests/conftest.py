@@ -1,24 +1,89 @@
-"""Shared fixtures: no process may outlive its test; a tiny user WSGI app on disk."""
+"""Shared fixtures and helpers: no process may outlive its test; a tiny user WSGI app on disk;
+the nginx-static stack as `serverbench run` starts it; the CLI run in a subprocess."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.run import guardian
+from serverbench.run.lifecycle import RunningStack, running_stack, stack_context
+from serverbench.run.process import LIVE
+from serverbench.run.verify import accepts_connection
+from serverbench.stacks import get_stack
+from serverbench.stacks.base import TcpEndpoint
 from serverbench.stacks.interpreter import Interpreter
+from serverbench.stacks.nginx import nginx_unavailable_reason
 
 LEFTOVER_GRACE_S = 3.0
 SERVERBENCH = [sys.executable, "-m", "serverbench"]
+SERVER_CPU = "0"  # servers on CPU 0, load on CPU 1
+
+needs_nginx = pytest.mark.skipif(
+    nginx_unavailable_reason() is not None, reason=nginx_unavailable_reason() or ""
+)
+
+
+def run_cli(
+    *args: str,
+    timeout_s: float = 300,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`serverbench ARGS` in a subprocess, as a user runs it; its exit code is the caller's to check."""
+    return subprocess.run(
+        [*SERVERBENCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def refused(
+    *args: str,
+    exit_code: int | None = 2,
+    within_s: float = 10.0,
+    env: dict[str, str] | None = None,
+    **popen: Any,
+) -> str:
+    """Run the CLI, expect it to refuse at once with one `error: ...` line; return that line.
+    `exit_code` None: any failure (a missing tool exits 1, a usage error 2)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*SERVERBENCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        **popen,
+    )
+    elapsed_s = time.monotonic() - started
+    if exit_code is None:
+        assert done.returncode != 0, done.stdout
+    else:
+        assert done.returncode == exit_code, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: "), done.stderr
+    assert elapsed_s < within_s
+    line: str = lines[0]
+    return line
 
 
 def alive(process: psutil.Process) -> bool:
@@ -27,6 +92,39 @@ def alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie counts: it is dead, only not yet reaped)."""
+    try:
+        return not alive(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return True
+
+
+def assert_gone(*pids: int) -> None:
+    running = [pid for pid in pids if not gone(pid)]
+    assert not running, f"still running: {running}"
+
+
+def listeners(port: int) -> list[int]:
+    """PIDs (0 when unknown) of the sockets listening on TCP `port`."""
+    return [
+        conn.pid or 0
+        for conn in psutil.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+    ]
+
+
+def assert_stopped(tree: list[psutil.Process], ports: list[int]) -> None:
+    """A stack that was stopped: no live process serverbench started, none of its `tree` left,
+    nothing listening on or accepting at its `ports`."""
+    assert not LIVE
+    _, left = psutil.wait_procs(tree, timeout=3)
+    assert not [p for p in left if alive(p)]
+    for port in ports:
+        assert not listeners(port), port
+        assert not accepts_connection(TcpEndpoint(host="127.0.0.1", port=port))
 
 
 def _descendants() -> list[psutil.Process]:
@@ -139,3 +237,17 @@ def bjoern_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
         return "bjoern" if "bjoern" in modules else None
 
     monkeypatch.setattr(Interpreter, "missing", missing)
+
+
+@pytest.fixture
+def nginx_static(tmp_path: Path) -> Iterator[RunningStack]:
+    """The nginx-static stack started through the run subsystem, as `serverbench run` starts
+    it: one worker on the server CPU, keep-alive for a million requests per connection."""
+    ctx = stack_context(
+        BUILTIN_APPS["seed-flask"],
+        run_dir=tmp_path / "nginx-static",
+        server_cpu_count=1,
+        overrides={},
+    )
+    with running_stack(get_stack("nginx-static"), ctx, cpus=SERVER_CPU) as stack:
+        yield stack

@@ -10,7 +10,6 @@ import os
 import resource
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from serverbench import cli
-from tests.conftest import SERVERBENCH
+from tests.conftest import refused as cli_refused
 
 QUICK_S = 5.0
 
@@ -32,25 +31,15 @@ def private_tmp(tmp_path: Path) -> Path:
 
 
 def refused(private_tmp: Path, *args: str, env: dict[str, str] | None = None, **popen: Any) -> str:
-    """Run the CLI, expect a quick one-line refusal, return that line."""
-    started = time.monotonic()
-    done = subprocess.run(
-        [*SERVERBENCH, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    """A quick one-line refusal (conftest's), with a TMPDIR of its own left empty."""
+    line = cli_refused(
+        *args,
+        exit_code=None,
+        within_s=QUICK_S,
         env={**(env or os.environ), "TMPDIR": str(private_tmp)},
         **popen,
     )
-    elapsed_s = time.monotonic() - started
-    assert done.returncode != 0, done.stdout
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: "), done.stderr
-    assert elapsed_s < QUICK_S
     assert list(private_tmp.iterdir()) == []
-    line: str = lines[0]
     return line
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SERVERBENCH, processes_mentioning
+from tests.conftest import SERVERBENCH, processes_mentioning, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -18,14 +18,6 @@ SHORT = [
     "--stack", "bjoern", "--slo", "p99=50ms", "--peak-profile", "smoke",
     "--step-duration", "1", "--warmup", "0.5", "--confirmations", "1", "--precision", "25%",
 ]  # fmt: skip
-
-
-def run_cli(
-    *args: str, timeout: float = 300, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
-    )
 
 
 def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):

@@ -18,21 +18,9 @@ from serverbench.commands import COMMANDS, check, serve
 from serverbench.errors import StackStartError
 from serverbench.run import process
 from serverbench.stacks import SEED_STACKS
+from tests.conftest import run_cli
 
 APP_RAISING_ON_IMPORT = "raise RuntimeError('cannot reach the database')\n"
-
-
-def run_cli(
-    *args: str, cwd: Path | None = None, timeout_s: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "serverbench", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout_s,
-        check=False,
-    )
 
 
 def assert_one_error_line(stderr: str, *fragments: str) -> str:

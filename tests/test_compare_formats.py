@@ -3,48 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from serverbench.report.compare import compare
 from serverbench.report.compare_formats import comparison_json, comparison_markdown
-from serverbench.results.model import ResultsDocument, RunRecord
-from serverbench.results.store import load
-
-DATA = Path(__file__).parent / "data" / "results"
-SLOW = ("bjoern", "seed-flask", "tiny-high")
-
-
-def scaled(document: ResultsDocument, factor: float) -> ResultsDocument:
-    changed = load(DATA / "two-profiles-failed.json")
-
-    def scale(run: RunRecord) -> RunRecord:
-        m = run.measurement
-        if (run.stack, run.app, run.profile) != SLOW or run.status != "ok" or m is None:
-            return run
-        return replace(
-            run,
-            measurement=replace(
-                m,
-                requests_per_sec=m.requests_per_sec * factor,
-                raw_requests_per_sec=m.raw_requests_per_sec * factor,
-                good_responses=round(m.good_responses * factor),
-            ),
-        )
-
-    changed.runs = [scale(run) for run in document.runs]
-    return changed
+from serverbench.results.model import ResultsDocument
+from tests.comparisons import SLOW, fresh, scaled
 
 
 @pytest.fixture
 def a() -> ResultsDocument:
-    return load(DATA / "two-profiles-failed.json")
+    return fresh()
 
 
 def test_markdown_names_the_slower_entry_first(a: ResultsDocument) -> None:
-    text = comparison_markdown(compare(a, scaled(a, 0.5)), "main.json", "pr.json", 5.0)
+    text = comparison_markdown(compare(a, scaled(SLOW, 0.5)), "main.json", "pr.json", 5.0)
     lines = text.splitlines()
     assert lines[0] == "## serverbench: performance comparison"
     assert lines[2].startswith("❌ 1 slower than the 5 % limit: `bjoern/seed-flask/tiny-high`")
@@ -63,7 +37,7 @@ def test_markdown_passes_without_slowdown(a: ResultsDocument) -> None:
 
 
 def test_json_carries_the_verdict_and_the_figures(a: ResultsDocument) -> None:
-    record = json.loads(comparison_json(compare(a, scaled(a, 0.5)), "a", "b", 5.0))
+    record = json.loads(comparison_json(compare(a, scaled(SLOW, 0.5)), "a", "b", 5.0))
     assert record["passed"] is False
     assert record["slower"] == [
         {

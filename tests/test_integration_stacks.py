@@ -12,13 +12,13 @@ import pytest
 
 from serverbench.apps.importer import inspect_app
 from serverbench.apps.registry import BUILTIN_APPS, App, UserAppOptions, resolve_app
-from serverbench.run import process
 from serverbench.run.host import LOCAL
 from serverbench.run.lifecycle import running_stack
-from serverbench.run.verify import accepts_connection, verify, wait_until
+from serverbench.run.verify import verify, wait_until
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext
 from serverbench.stacks.interpreter import own
+from tests.conftest import assert_stopped, listeners
 
 if TYPE_CHECKING:
     from tests.conftest import TinyApp
@@ -26,15 +26,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 SERVER_CPU = str(min(os.sched_getaffinity(0)))
-
-
-def listening_on(port: int) -> list[int]:
-    """PIDs (0 when unknown) of the sockets listening on 127.0.0.1:port."""
-    return [
-        conn.pid or 0
-        for conn in psutil.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-    ]
 
 
 def start_verify_stop(
@@ -68,12 +59,8 @@ def start_verify_stop(
             assert len(tree) == expected_processes, [p.cmdline() for p in tree]
         for member in tree:
             assert member.cpu_affinity() == [int(SERVER_CPU)]
-        assert listening_on(ctx.port)
-    assert not process.LIVE
-    assert not accepts_connection(ctx.front)
-    assert not listening_on(ctx.port)
-    _, alive = psutil.wait_procs(tree, timeout=3)
-    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        assert listeners(ctx.port)
+    assert_stopped(tree, [ctx.port])
 
 
 def test_gunicorn_with_seed_flask(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from serverbench.observe.sampler import (
     ComponentUsage,
     Monitor,
 )
+from tests.conftest import gone
 
 # A parent that forks one grandchild; both burn CPU for `BURN_S` then idle until killed.
 BURN_TREE = """
@@ -43,13 +44,6 @@ while True:
 """
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 @contextmanager
 def spawn(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
     """Run a script in its own process group; kill the group after and check nothing remains."""
@@ -71,9 +65,9 @@ def spawn(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
         assert proc.stdout is not None
         proc.stdout.close()
         deadline = time.monotonic() + 3
-        while not all(_gone(pid) for pid in members) and time.monotonic() < deadline:
+        while not all(gone(pid) for pid in members) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert all(_gone(pid) for pid in members), "processes left behind"
+        assert all(gone(pid) for pid in members), "processes left behind"
 
 
 @pytest.mark.integration

@@ -12,13 +12,13 @@ import psutil
 import pytest
 
 from serverbench.apps.registry import BUILTIN_APPS, App
-from serverbench.run import process
 from serverbench.run.host import LOCAL
 from serverbench.run.lifecycle import running_stack
-from serverbench.run.verify import accepts_connection, verify
+from serverbench.run.verify import verify
 from serverbench.stacks import STACKS, get_stack
 from serverbench.stacks.base import WSGI_AS_ASGI, Component, LaunchPlan, StackContext
 from serverbench.stacks.interpreter import own
+from tests.conftest import assert_stopped
 
 PY = "/opt/venv/bin/python"
 FLASK = BUILTIN_APPS["seed-flask"]
@@ -275,14 +275,6 @@ CASES = [
 ]
 
 
-def listeners(port: int) -> list[int]:
-    return [
-        conn.pid or 0
-        for conn in psutil.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-    ]
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize(("name", "app"), CASES, ids=[f"{n}-{a.name}" for n, a in CASES])
 def test_stack_serves_and_stops_clean(tmp_path: Path, name: str, app: App) -> None:
@@ -303,8 +295,4 @@ def test_stack_serves_and_stops_clean(tmp_path: Path, name: str, app: App) -> No
         tree = [psutil.Process(pid) for pid in server.tree_pids()]
         for member in tree:
             assert member.cpu_affinity() == [int(SERVER_CPU)]
-    assert not process.LIVE
-    assert not accepts_connection(ctx.front)
-    assert not listeners(ctx.port)
-    _, alive = psutil.wait_procs(tree, timeout=3)
-    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert_stopped(tree, [ctx.port])

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,43 +26,18 @@ from hdrh.histogram import HdrHistogram
 
 from serverbench.errors import LoadGeneratorError
 from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, run_open_loop
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import RunningStack
+from tests.conftest import assert_gone, needs_nginx
 
-NGINX = "/usr/sbin/nginx"
 SERVER_SCRIPT = Path(__file__).with_name("open_loop_server.py")
 CLIENT_CPU = 1
+SEED_PATH = "/api/v2/1"  # nginx-static answers it as the seed app does
 
-needs_nginx = pytest.mark.skipif(
-    not Path(NGINX).exists() or shutil.which("taskset") is None, reason="needs nginx and taskset"
-)
 needs_two_cpus = pytest.mark.skipif(
     len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0),
     reason="needs CPUs 0 and 1",
 )
-
-NGINX_CONF = """\
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{ default_type application/json; return 200 '{{"msisdn":"1","status":"ok"}}'; }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -75,12 +49,12 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Nginx:
     url: str
-    master: subprocess.Popen[bytes]
+    master_pid: int
 
     def worker(self) -> psutil.Process:
         """The one worker; the master listens before it forks it, so wait for it."""
         deadline = time.monotonic() + 5
-        while not (children := psutil.Process(self.master.pid).children()):
+        while not (children := psutil.Process(self.master_pid).children()):
             assert time.monotonic() < deadline, "nginx started no worker"
             time.sleep(0.02)
         (worker,) = children
@@ -88,29 +62,10 @@ class Nginx:
 
 
 @pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[Nginx]:
-    prefix = tmp_path / "nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port))
-    argv = ["taskset", "-c", "0", NGINX, "-p", str(prefix), "-e", str(prefix / "error.log")]
-    argv += ["-c", str(conf), "-g", "daemon off;"]
-    with open(prefix / "out.log", "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield Nginx(url=f"http://127.0.0.1:{port}/", master=proc)
-    finally:
-        stop_group(proc)
+def nginx(nginx_static: RunningStack) -> Nginx:
+    return Nginx(
+        url=nginx_static.url + SEED_PATH, master_pid=nginx_static.component_pids()["nginx"]
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -303,7 +258,7 @@ def test_nginx_gets_the_offered_rate(nginx: Nginx, arrivals: str) -> None:
     assert result.good_responses == result.scheduled
     sample = result.samples[0]
     assert (sample.status, sample.content_type) == (200, "application/json")
-    assert sample.body == b'{"msisdn":"1","status":"ok"}'
+    assert sample.body == b'{"msisdn":"1","status":"ok"}\n'
     assert len(result.samples) == 5 + 3
 
 
@@ -385,7 +340,7 @@ def test_connections_closed_without_an_answer_are_read_errors(
 @pytest.mark.integration
 @needs_two_cpus
 def test_a_closed_port_gives_connect_errors_and_timeouts() -> None:
-    result = run(f"http://127.0.0.1:{free_port()}/", rate_per_s=50, timeout_s=0.3)
+    result = run(f"http://127.0.0.1:{LOCAL.free_port()}/", rate_per_s=50, timeout_s=0.3)
     assert result.errors.connect > 0
     assert result.errors.timeout == result.scheduled == 50
     assert result.connections_opened == 0
@@ -399,12 +354,6 @@ def test_an_impossible_rate_is_flagged_as_the_generator_falling_behind(nginx: Ng
     assert result.generator_behind
     assert result.generator_behind_reason is not None
     assert "send lag" in result.generator_behind_reason
-
-
-def assert_gone(pids: list[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, f"{pid} still runs"
 
 
 @pytest.mark.integration
@@ -424,7 +373,7 @@ def test_ctrl_c_leaves_no_client_process(tiny_server: Callable[..., TinyServer])
             on_start=interrupt,
         )
     assert len(started) == 2
-    assert_gone(started)
+    assert_gone(*started)
 
 
 @pytest.mark.integration
@@ -447,7 +396,7 @@ def test_a_stuck_client_process_is_killed_at_the_bound(
             on_start=freeze,
         )
     assert time.monotonic() - t0 < 5
-    assert_gone(started)
+    assert_gone(*started)
 
 
 @pytest.mark.integration
@@ -481,7 +430,8 @@ def test_client_processes_die_with_their_parent(tmp_path: Path) -> None:
         "              client_cpus=[1], on_start=show)\n"
     )
     parent = subprocess.Popen(
-        [sys.executable, str(script), f"http://127.0.0.1:{free_port()}/"], stdout=subprocess.PIPE
+        [sys.executable, str(script), f"http://127.0.0.1:{LOCAL.free_port()}/"],
+        stdout=subprocess.PIPE,
     )
     assert parent.stdout is not None
     pids = [int(p) for p in parent.stdout.readline().split()]

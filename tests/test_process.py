@@ -46,6 +46,7 @@ from serverbench.stacks.base import (
     TcpEndpoint,
 )
 from serverbench.stacks.interpreter import Interpreter, own
+from tests.conftest import gone
 
 FLASK = BUILTIN_APPS["seed-flask"]
 FASTAPI = BUILTIN_APPS["seed-fastapi"]
@@ -68,13 +69,6 @@ def wait_for_file(path: Path, timeout_s: float = 10.0) -> str:
 
 def wait_exit(managed: ManagedProcess, timeout_s: float = 10.0) -> int:
     return managed.popen.wait(timeout=timeout_s)
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.fixture(autouse=True)

@@ -23,17 +23,11 @@ import psutil
 import pytest
 
 from serverbench.run.lock import LOCK_DIR_ENV
-from tests.conftest import SERVERBENCH, alive, processes_mentioning
+from tests.conftest import SERVERBENCH, alive, processes_mentioning, refused, run_cli
 
 pytestmark = pytest.mark.integration
 
 FAST = ["--profile", "smoke", "--repeats", "1", "--time-wait-threshold", "10000000"]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=180, check=False, env=env
-    )
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -231,18 +225,6 @@ def test_resume_of_a_run_that_is_still_going_is_refused(
 # --- every bad input refused before anything starts ---------------------------------------
 
 
-def refused(tmp_path: Path, *args: str) -> str:
-    started = time.monotonic()
-    done = run_cli(*args)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    assert time.monotonic() - started < 10
-    line: str = lines[0]
-    return line
-
-
 @pytest.mark.parametrize(
     ("out", "message"),
     [
@@ -254,7 +236,7 @@ def refused(tmp_path: Path, *args: str) -> str:
 def test_an_invalid_out_is_refused(tmp_path: Path, out: str, message: str) -> None:
     file = tmp_path / "file"
     file.write_text("")
-    line = refused(tmp_path, "run", *FAST, "--stack", "bjoern", "--out", out.format(file=file))
+    line = refused("run", *FAST, "--stack", "bjoern", "--out", out.format(file=file))
     assert message in line
 
 
@@ -272,7 +254,7 @@ def test_bad_settings_are_refused_for_every_selected_stack(
     tmp_path: Path, setting: str, message: str
 ) -> None:
     line = refused(
-        tmp_path, "run", *FAST, "--stack", "gunicorn", "--set", setting,
+        "run", *FAST, "--stack", "gunicorn", "--set", setting,
         "--out", str(tmp_path / "out"),
     )  # fmt: skip
     assert message in line
@@ -291,7 +273,7 @@ def test_bad_settings_are_refused_for_every_selected_stack(
 def test_inputs_that_cannot_give_a_measurement_are_refused(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
-    line = refused(tmp_path, "run", *FAST, "--stack", "bjoern", *args)
+    line = refused("run", *FAST, "--stack", "bjoern", *args)
     assert message in line
 
 

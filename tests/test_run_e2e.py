@@ -10,18 +10,12 @@ from pathlib import Path
 import pytest
 
 from serverbench.results.store import SCHEMA_VERSION, load, save
-from tests.conftest import SERVERBENCH, processes_mentioning
+from tests.conftest import SERVERBENCH, processes_mentioning, run_cli
 
 pytestmark = pytest.mark.integration
 
 # TIME_WAIT sockets of earlier tests must not make these wait: the drain has its own tests
 NO_DRAIN = ("--time-wait-threshold", "10000000")
-
-
-def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):

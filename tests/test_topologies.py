@@ -14,13 +14,13 @@ import pytest
 
 from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.errors import UsageError
-from serverbench.run import process
 from serverbench.run.host import LOCAL
 from serverbench.run.lifecycle import running_stack
-from serverbench.run.verify import accepts_connection, verify
+from serverbench.run.verify import verify
 from serverbench.stacks import get_stack
 from serverbench.stacks.base import StackContext, TcpEndpoint, UnixEndpoint
 from serverbench.stacks.interpreter import own
+from tests.conftest import assert_stopped, listeners
 
 PY = "/opt/python/bin/python3"
 FLASK = BUILTIN_APPS["seed-flask"]
@@ -155,14 +155,6 @@ def test_nginx_bjoern_instances_setting() -> None:
 # --- for real ------------------------------------------------------------------------------
 
 
-def listeners(port: int) -> list[int]:
-    return [
-        conn.pid or 0
-        for conn in psutil.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
-    ]
-
-
 def real_context(tmp_path: Path, overrides: Mapping[str, str] | None = None) -> StackContext:
     return StackContext(
         interpreter=own(),
@@ -176,15 +168,6 @@ def real_context(tmp_path: Path, overrides: Mapping[str, str] | None = None) -> 
     )
 
 
-def assert_all_gone(tree: list[psutil.Process], ports: list[int]) -> None:
-    assert not process.LIVE
-    _, alive = psutil.wait_procs(tree, timeout=3)
-    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
-    for port in ports:
-        assert not listeners(port), port
-        assert not accepts_connection(TcpEndpoint(host="127.0.0.1", port=port))
-
-
 @pytest.mark.integration
 def test_nginx_gunicorn_for_real(tmp_path: Path) -> None:
     ctx = real_context(tmp_path)
@@ -195,7 +178,7 @@ def test_nginx_gunicorn_for_real(tmp_path: Path) -> None:
         for member in tree:
             assert member.cpu_affinity() == [int(SERVER_CPU)]
         assert (tmp_path / "run" / "gunicorn.sock").exists()
-    assert_all_gone(tree, [ctx.port])
+    assert_stopped(tree, [ctx.port])
 
 
 @pytest.mark.integration
@@ -228,4 +211,4 @@ def test_nginx_bjoern_for_real_restarts_a_killed_instance(tmp_path: Path) -> Non
         assert new_pid in supervisor.tree_pids()
         assert verify(running.front, FLASK, requests=5) is None
         tree = [psutil.Process(pid) for p in running.processes for pid in p.tree_pids()]
-    assert_all_gone(tree, [ctx.port, *ports])
+    assert_stopped(tree, [ctx.port, *ports])

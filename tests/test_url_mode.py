@@ -21,7 +21,7 @@ from serverbench.results.store import load, save
 from serverbench.run.host import LOCAL
 from serverbench.run.records import new_document
 from serverbench.run.url_target import is_loopback_host, parse_target_url, target_app
-from tests.conftest import SERVERBENCH
+from tests.conftest import run_cli
 
 QUICK = ["--profile", "smoke", "--duration", "1", "--warmup", "0", "--repeats", "1"]
 QUICK += ["--time-wait-threshold", "10000000"]  # other runs' TIME_WAIT sockets: no waiting
@@ -51,12 +51,6 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SERVERBENCH, *args], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 @pytest.fixture

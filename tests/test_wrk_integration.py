@@ -1,19 +1,15 @@
-"""run_wrk with the real wrk against a real nginx started here (one worker, pinned to CPU 0)."""
+"""run_wrk with the real wrk against the nginx-static stack (one worker, pinned to CPU 0)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -27,93 +23,19 @@ from serverbench.load.wrk import (
     script_env,
 )
 from serverbench.load.wrk_process import run_wrk
-
-NGINX = "/usr/sbin/nginx"
-NGINX_CONF = """\
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ default_type application/json; return 200 '{{"ok":1}}'; }}
-    }}
-}}
-"""
+from serverbench.run.host import LOCAL
+from serverbench.run.lifecycle import RunningStack
+from tests.conftest import assert_gone, needs_nginx
 
 needs_tools = pytest.mark.skipif(
-    shutil.which("wrk") is None or not Path(NGINX).exists() or shutil.which("taskset") is None,
-    reason="needs wrk, nginx and taskset",
+    shutil.which("wrk") is None or shutil.which("taskset") is None,
+    reason="needs wrk and taskset",
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 5.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nginx did not listen on {port}")
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM nginx's process group (master and worker), SIGKILL it if it lingers."""
-    members: list[psutil.Process] = []
-    with contextlib.suppress(psutil.Error):
-        master = psutil.Process(proc.pid)
-        members = [master, *master.children(recursive=True)]
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    _, alive = psutil.wait_procs(members, timeout=5)
-    assert not alive, f"nginx processes left: {alive}"
-
-
 @pytest.fixture
-def nginx_url(tmp_path: Path) -> Iterator[str]:
-    prefix = tmp_path / "nginx"
-    (prefix / "tmp").mkdir(parents=True)
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(prefix=prefix, port=port))
-    argv = ["taskset", "-c", "0", NGINX, "-p", str(prefix), "-e", str(prefix / "error.log")]
-    argv += ["-c", str(conf), "-g", "daemon off;"]
-    with open(prefix / "out.log", "wb") as log:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-        )
-    try:
-        wait_listening(port, proc)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop_group(proc)
-
-
-def assert_gone(pid: int) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, f"wrk {pid} still runs"
+def nginx_url(nginx_static: RunningStack) -> str:
+    return f"{nginx_static.url}/"
 
 
 SHORT = WrkSettings(threads=2, connections=50, duration_s=1, timeout_s=2)
@@ -121,6 +43,7 @@ SHORT = WrkSettings(threads=2, connections=50, duration_s=1, timeout_s=2)
 
 @pytest.mark.integration
 @needs_tools
+@needs_nginx
 def test_run_wrk_against_nginx(nginx_url: str, tmp_path: Path) -> None:
     started: list[int] = []
     m = run_wrk(
@@ -142,6 +65,7 @@ def test_run_wrk_against_nginx(nginx_url: str, tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @needs_tools
+@needs_nginx
 def test_grid_mode_matches_wrk_percentiles(nginx_url: str, tmp_path: Path) -> None:
     out = tmp_path / "grid.json"
     argv = build_argv(SHORT, nginx_url, str(lua_script_path()), cpus="1")
@@ -158,6 +82,7 @@ def test_grid_mode_matches_wrk_percentiles(nginx_url: str, tmp_path: Path) -> No
 
 @pytest.mark.integration
 @needs_tools
+@needs_nginx
 def test_overrun_kills_wrk(nginx_url: str, tmp_path: Path) -> None:
     started: list[int] = []
 
@@ -174,6 +99,7 @@ def test_overrun_kills_wrk(nginx_url: str, tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @needs_tools
+@needs_nginx
 def test_interrupt_kills_wrk(nginx_url: str, tmp_path: Path) -> None:
     started: list[int] = []
 
@@ -189,7 +115,7 @@ def test_interrupt_kills_wrk(nginx_url: str, tmp_path: Path) -> None:
 @pytest.mark.integration
 @needs_tools
 def test_unreachable_target_fails_with_log_tail(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}/"
+    url = f"http://127.0.0.1:{LOCAL.free_port()}/"
     with pytest.raises(LoadGeneratorError, match="unable to connect"):
         run_wrk(SHORT, url, out_dir=tmp_path, label="down")
 

@@ -3,7 +3,8 @@
 Owns `HostFacts` (read once by `read_host_facts`, the only function here that touches the
 host), `Finding` (one check's verdict with what it saw, why it matters and the command that
 fixes it) and `CHECKS`, the ordered list of pure checks over the facts, after pyperf's
-`system show`. `serverbench doctor` prints the findings; `run` records them with the results.
+`system show` (the kernel settings' checks are one table, `SYSCTL_RULES`). `serverbench
+doctor` prints the findings; `run` records them with the results.
 
 A check that cannot see its fact (no cpufreq in a VM, no /proc/pressure) says so as `info`
 rather than guessing; `fail` is kept for what makes a run impossible or refused.
@@ -16,6 +17,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -26,11 +28,7 @@ from serverbench.observe.noise import STEAL_LIMIT, ForeignProcess, noise_window,
 Status = Literal["ok", "info", "warn", "fail"]
 
 BUSY_PROCESS_SHARE = 0.05  # of one CPU
-SYSCTLS = (
-    "net.core.somaxconn",
-    "net.ipv4.tcp_max_syn_backlog",
-    "net.ipv4.ip_local_port_range",
-)
+BACKLOG_WHY = "connection bursts overflow the listen queue and show up as errors or slow connects"
 BOOST_FILES = (
     # (path, the value that means boost is on, the value that turns it off)
     ("/sys/devices/system/cpu/intel_pstate/no_turbo", "0", "1"),
@@ -116,7 +114,7 @@ def read_host_facts(sample_s: float = 1.0, root: Path = Path("/")) -> HostFacts:
         p for p in window.server.foreign if p.cpu_s >= BUSY_PROCESS_SHARE * window.window_s
     )
     sysctls = {}
-    for name in SYSCTLS:
+    for name in (rule.name for rule in SYSCTL_RULES):
         value = _read(root / "proc/sys" / name.replace(".", "/"))
         if value is not None:
             sysctls[name] = " ".join(value.split())
@@ -217,45 +215,72 @@ def check_busy_processes(facts: HostFacts, connections: int) -> Finding:
     )
 
 
-def _backlog(facts: HostFacts, connections: int, name: str, check: str) -> Finding:
-    raw = facts.sysctls.get(name)
-    if raw is None or not raw.isdigit():
-        return Finding(check=check, status="info", found=f"{name} not readable")
-    if int(raw) >= connections:
-        return Finding(check=check, status="ok", found=f"{name} = {raw}")
-    return Finding(
-        check=check,
-        status="warn",
-        found=f"{name} = {raw}, below {connections:,} connections",
-        why="connection bursts overflow the listen queue and show up as errors or slow connects",
-        fix=f"sudo sysctl -w {name}={connections}",
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SysctlRule:
+    """A kernel setting the load needs enough of: `per_connection` of it for each connection."""
+
+    name: str
+    check: str
+    per_connection: int
+    why: str
+    fix: str  # with {needed}
 
 
-def check_somaxconn(facts: HostFacts, connections: int) -> Finding:
-    return _backlog(facts, connections, "net.core.somaxconn", "somaxconn")
-
-
-def check_syn_backlog(facts: HostFacts, connections: int) -> Finding:
-    return _backlog(facts, connections, "net.ipv4.tcp_max_syn_backlog", "SYN backlog")
-
-
-def check_port_range(facts: HostFacts, connections: int) -> Finding:
-    raw = facts.sysctls.get("net.ipv4.ip_local_port_range", "")
-    parts = raw.split()
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        return Finding(check="local port range", status="info", found="not readable")
-    ports = int(parts[1]) - int(parts[0]) + 1
-    found = f"{parts[0]}-{parts[1]} ({ports:,} ports)"
+SYSCTL_RULES = (
+    SysctlRule(
+        name="net.core.somaxconn",
+        check="somaxconn",
+        per_connection=1,
+        why=BACKLOG_WHY,
+        fix="sudo sysctl -w net.core.somaxconn={needed}",
+    ),
+    SysctlRule(
+        name="net.ipv4.tcp_max_syn_backlog",
+        check="SYN backlog",
+        per_connection=1,
+        why=BACKLOG_WHY,
+        fix="sudo sysctl -w net.ipv4.tcp_max_syn_backlog={needed}",
+    ),
     # wrk's connections and the TIME_WAIT sockets of the run before both hold local ports
-    if ports >= 2 * connections:
-        return Finding(check="local port range", status="ok", found=found)
-    return Finding(
+    SysctlRule(
+        name="net.ipv4.ip_local_port_range",
         check="local port range",
-        status="warn",
-        found=f"{found}, under twice {connections:,} connections",
+        per_connection=2,
         why="reconnects and the previous run's TIME_WAIT sockets can run out of local ports",
         fix='sudo sysctl -w net.ipv4.ip_local_port_range="1024 65535"',
+    ),
+)
+
+
+def _amount(raw: str) -> tuple[int, str] | None:
+    """How much a sysctl value holds, and how to show it: a number is itself, a range
+    `low high` is its size."""
+    parts = raw.split()
+    if not parts or not all(p.isdigit() for p in parts):
+        return None
+    if len(parts) == 1:
+        return int(parts[0]), parts[0]
+    if len(parts) == 2:
+        size = int(parts[1]) - int(parts[0]) + 1
+        return size, f"{parts[0]}-{parts[1]} ({size:,} ports)"
+    return None
+
+
+def check_sysctl(rule: SysctlRule, facts: HostFacts, connections: int) -> Finding:
+    amount = _amount(facts.sysctls.get(rule.name, ""))
+    if amount is None:
+        return Finding(check=rule.check, status="info", found=f"{rule.name} not readable")
+    held, shown = amount
+    found = f"{rule.name} = {shown}"
+    needed = rule.per_connection * connections
+    if held >= needed:
+        return Finding(check=rule.check, status="ok", found=found)
+    return Finding(
+        check=rule.check,
+        status="warn",
+        found=f"{found}, below the {needed:,} that {connections:,} connections need",
+        why=rule.why,
+        fix=rule.fix.format(needed=needed),
     )
 
 
@@ -336,9 +361,7 @@ CHECKS: tuple[Check, ...] = (
     check_boost,
     check_steal,
     check_busy_processes,
-    check_somaxconn,
-    check_syn_backlog,
-    check_port_range,
+    *(partial(check_sysctl, rule) for rule in SYSCTL_RULES),
     check_open_files,
     check_transparent_hugepages,
     check_swap,
