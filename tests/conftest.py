@@ -4,12 +4,14 @@ the nginx-static stack as `serverbench run` starts it; the CLI run in a subproce
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,41 @@ def run_cli(
         env=env,
         cwd=cwd,
     )
+
+
+def interrupted(
+    args: list[str],
+    results: Path,
+    ready: Callable[[dict[str, Any]], bool],
+    *,
+    timeout_s: float,
+    signum: int = signal.SIGINT,
+) -> tuple[int, str]:
+    """Start `serverbench ARGS`, send it `signum` once its `results` file shows `ready` (plus
+    a moment, to land in the middle of the next job), and return its exit code and stderr."""
+    child = subprocess.Popen(
+        [*SERVERBENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _shows(results, ready):
+            assert time.monotonic() < deadline, f"{results} never got ready to interrupt"
+            time.sleep(0.2)
+        time.sleep(0.75)
+        child.send_signal(signum)
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return child.returncode, stderr
+
+
+def _shows(results: Path, ready: Callable[[dict[str, Any]], bool]) -> bool:
+    try:
+        return ready(json.loads(results.read_text()))
+    except (OSError, ValueError):
+        return False  # not written yet, or caught in the middle of a write
 
 
 def refused(

@@ -2,15 +2,12 @@
 by step, the report led by the capacity section, Ctrl-C and --resume, nothing left running."""
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import SERVERBENCH, processes_mentioning, run_cli
+from tests.conftest import interrupted, processes_mentioning, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -52,45 +49,28 @@ def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):
     assert not processes_mentioning(str(out))
 
 
-def _wait_for_steps(path: Path, count: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            searches = json.loads(path.read_text()).get("capacity", {}).get("searches", [])
-            if searches and len(searches[0]["steps"]) >= count:
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{path} never had {count} capacity steps")
+def steps_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    searches = (document.get("capacity") or {}).get("searches", [])
+    return list(searches[0]["steps"]) if searches else []
 
 
 def test_an_interrupted_capacity_run_resumes_without_repeating_a_step(tmp_path: Path):
     out = tmp_path / "results"
-    child = subprocess.Popen(
-        [*SERVERBENCH, "capacity", *SHORT, "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = interrupted(
+        ["capacity", *SHORT, "--out", str(out)],
+        out / "results.json",
+        lambda document: len(steps_of(document)) >= 2,
+        timeout_s=90,
     )
-    try:
-        _wait_for_steps(out / "results.json", 2, timeout_s=90)
-        time.sleep(0.8)  # land in the middle of the next step
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait()
-    assert child.returncode == 130, stderr
-    interrupted = json.loads((out / "results.json").read_text())
-    assert interrupted["status"] == "interrupted"
+    assert code == 130, stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["status"] == "interrupted"
     assert (out / ".serverbench-owner").read_text() == ""  # owned as a run's folder, released
     reported = run_cli("report", str(out), "--format", "md")
     assert f"Continue it with `serverbench capacity --resume {out}`" in reported.stderr
-    kept = interrupted["capacity"]["searches"][0]["steps"]
+    kept = steps_of(document)
     assert len(kept) >= 2
-    assert interrupted["capacity"]["searches"][0]["outcome"] is None
+    assert document["capacity"]["searches"][0]["outcome"] is None
     assert not processes_mentioning(str(out))
 
     done = run_cli("capacity", "--resume", str(out))

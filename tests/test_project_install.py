@@ -1,13 +1,18 @@
 """serverbench in someone else's project: a light install, `init`, and a run with no flags.
 
 Each test builds fresh virtualenvs outside this repository, installs serverbench from a wheel of
-this checkout (the servers' and Django's wheels come from the package index, or pip's cache),
-creates a Django project with django-admin, and benchmarks it the way its README says:
+this checkout, creates a Django project with django-admin, and benchmarks it the way its README
+says:
 
 1. serverbench with its gunicorn and uvicorn extras installed in the app's own virtualenv:
    `serverbench init`, then `serverbench run --profile smoke`, no other flag.
 2. serverbench alone in its own virtualenv, the app and its servers in another:
    `serverbench init`, then `serverbench run --profile smoke --python <the app's python>`.
+
+The package index is asked once per module: the wheel and every wheel both projects need are
+gathered into a wheelhouse, and the virtualenvs install from it alone (`--no-index`). Each run
+keeps init's configuration but for `repeats = 1`, as a user trying it out would set it: one
+round shows the same as three, in a third of the time.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +45,47 @@ def sh(
     return done
 
 
-def venv(folder: Path, *requirements: str) -> Path:
-    sh(sys.executable, "-m", "venv", folder)
-    python = folder / "bin" / "python"
-    sh(python, "-m", "pip", "install", "-q", *requirements)
-    return python
+APP_REQUIREMENTS = ("django", "gunicorn==27.0.1", "uvicorn[standard]", "a2wsgi")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wheelhouse:
+    folder: Path
+    serverbench: Path  # the wheel of this checkout
+
+    def venv(self, folder: Path, *requirements: str) -> Path:
+        """A fresh virtualenv with `requirements` installed from the wheelhouse alone."""
+        sh(sys.executable, "-m", "venv", folder)
+        python = folder / "bin" / "python"
+        sh(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            self.folder,
+            *requirements,
+        )
+        return python
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Wheelhouse:
+    folder = tmp_path_factory.mktemp("wheelhouse")
     # no build isolation: setuptools is already in this venv, so no index is needed to build
+    pip_wheel: list[str | Path] = [sys.executable, "-m", "pip", "wheel", "-q", "-w", folder]
+    sh(*pip_wheel, "--no-deps", "--no-build-isolation", REPO)
+    (built,) = folder.glob("serverbench-*.whl")
+    # every requirement of both tests, resolved together once
     sh(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "-q",
-        "--no-deps",
-        "--no-build-isolation",
-        "-w",
-        out,
-        REPO,
+        *pip_wheel,
+        "--prefer-binary",
+        f"serverbench[gunicorn,uvicorn] @ {built.as_uri()}",
+        *APP_REQUIREMENTS,
     )
-    (built,) = out.glob("serverbench-*.whl")
-    return built
+    return Wheelhouse(folder=folder, serverbench=built)
 
 
 def django_project(root: Path, django_admin: Path) -> Path:
@@ -71,6 +93,12 @@ def django_project(root: Path, django_admin: Path) -> Path:
     project.mkdir()
     sh(django_admin, "startproject", "mysite", project)
     return project
+
+
+def one_repeat(config: Path) -> None:
+    text = config.read_text()
+    assert "repeats = 3\n" in text
+    config.write_text(text.replace("repeats = 3\n", "repeats = 1\n"))
 
 
 def results(project: Path) -> dict[str, Any]:
@@ -85,12 +113,17 @@ def assert_measured_both_interfaces(document: dict[str, Any]) -> None:
     assert ("uvicorn", "mysite.wsgi:application") in measured
     assert ("uvicorn", "mysite.asgi:application") in measured
     assert document["plan"]["env"] == {"DJANGO_SETTINGS_MODULE": "mysite.settings"}
+    assert document["plan"]["repeats"] == 1  # the configuration's, with no flag
 
 
 def test_installed_in_the_apps_virtualenv_init_and_run_need_no_flags(
-    tmp_path: Path, wheel: Path
+    tmp_path: Path, wheelhouse: Wheelhouse
 ) -> None:
-    python = venv(tmp_path / "venv", f"serverbench[gunicorn,uvicorn] @ {wheel.as_uri()}", "django")
+    python = wheelhouse.venv(
+        tmp_path / "venv",
+        f"serverbench[gunicorn,uvicorn] @ {wheelhouse.serverbench.as_uri()}",
+        "django",
+    )
     bin_dir = python.parent
     assert (
         sh(python, "-c", "import importlib.util as u; print(u.find_spec('bjoern'))").stdout.strip()
@@ -101,6 +134,7 @@ def test_installed_in_the_apps_virtualenv_init_and_run_need_no_flags(
     init = sh(bin_dir / "serverbench", "init", cwd=project)
     assert "mysite.wsgi:application, mysite.asgi:application" in init.stdout
     assert "[tool.serverbench]" in (project / "pyproject.toml").read_text()
+    one_repeat(project / "pyproject.toml")
     run = sh(bin_dir / "serverbench", "run", "--profile", "smoke", cwd=project)
     assert "report:" in run.stdout
     document = results(project)
@@ -114,14 +148,17 @@ def test_installed_in_the_apps_virtualenv_init_and_run_need_no_flags(
     assert listed["bjoern"]["extra"] == "bjoern"
 
 
-def test_own_virtualenv_and_python_pointing_at_the_apps(tmp_path: Path, wheel: Path) -> None:
-    tool = venv(tmp_path / "tool", str(wheel)).parent / "serverbench"
-    app_python = venv(tmp_path / "app", "django", "gunicorn==27.0.1", "uvicorn[standard]", "a2wsgi")
+def test_own_virtualenv_and_python_pointing_at_the_apps(
+    tmp_path: Path, wheelhouse: Wheelhouse
+) -> None:
+    tool = wheelhouse.venv(tmp_path / "tool", str(wheelhouse.serverbench)).parent / "serverbench"
+    app_python = wheelhouse.venv(tmp_path / "app", *APP_REQUIREMENTS)
     # the light install has no server, and the app's virtualenv has no serverbench
     assert sh(tool.parent / "python", "-c", "import gunicorn", check=False).returncode != 0
     assert sh(app_python, "-c", "import serverbench", check=False).returncode != 0
     project = django_project(tmp_path, app_python.parent / "django-admin")
     sh(tool, "init", cwd=project)
+    one_repeat(project / "serverbench.toml")
     run = sh(tool, "run", "--profile", "smoke", "--python", app_python, cwd=project)
     assert "report:" in run.stdout
     document = results(project)

@@ -1,16 +1,13 @@
 """`serverbench run` end to end, with real servers, real wrk and real signals."""
 
 import json
-import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from serverbench.results.store import SCHEMA_VERSION, load, save
-from tests.conftest import SERVERBENCH, processes_mentioning, run_cli
+from tests.conftest import interrupted, processes_mentioning, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -112,18 +109,6 @@ def test_a_stack_that_dies_at_start_is_recorded_failed_and_the_others_still_run(
     assert not processes_mentioning(str(out))
 
 
-def _wait_for_runs(path: Path, count: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if len(json.loads(path.read_text())["runs"]) >= count:
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{path} never had {count} runs")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_its_results_leaves_nothing_and_resumes(tmp_path: Path, signum):
     out = tmp_path / "results"
@@ -131,23 +116,18 @@ def test_interrupted_run_keeps_its_results_leaves_nothing_and_resumes(tmp_path: 
         "run", "--profile", "smoke", "--repeats", "2", "--stack", "bjoern,uvicorn",
         "--no-references", "--out", str(out), *NO_DRAIN,
     ]  # fmt: skip
-    child = subprocess.Popen(
-        [*SERVERBENCH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    code, stderr = interrupted(
+        args,
+        out / "results.json",
+        lambda document: len(document["runs"]) >= 1,
+        timeout_s=60,
+        signum=signum,
     )
-    try:
-        _wait_for_runs(out / "results.json", 1, timeout_s=60)
-        time.sleep(0.7)  # land in the middle of the next job
-        child.send_signal(signum)
-        _, stderr = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait()
-    assert child.returncode == 130, stderr
+    assert code == 130, stderr
     assert "interrupted" in stderr
-    interrupted = json.loads((out / "results.json").read_text())
-    assert interrupted["status"] == "interrupted"
-    kept = [run["id"] for run in interrupted["runs"]]
+    document = json.loads((out / "results.json").read_text())
+    assert document["status"] == "interrupted"
+    kept = [run["id"] for run in document["runs"]]
     assert 1 <= len(kept) < 4
     assert not processes_mentioning(str(out))
     assert [p.name for p in out.iterdir() if p.name.startswith(".results-")] == []

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from serverbench.apps.importer import asgi_get_scope
 from serverbench.workloads import checks, spec
 
 
@@ -97,7 +98,6 @@ def _flask(path: str) -> tuple[bytes, str]:
 def _fastapi(path: str) -> tuple[bytes, str]:
     from serverbench.apps.builtin.workload_fastapi import app
 
-    target, _, query = path.partition("?")
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -106,21 +106,7 @@ def _fastapi(path: str) -> tuple[bytes, str]:
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(dict(message))
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": target,
-        "raw_path": target.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(app(asgi_get_scope(path), receive, send))
     assert sent[0]["status"] == 200
     headers = dict(sent[0]["headers"])
     body = b"".join(message.get("body", b"") for message in sent[1:])

@@ -223,21 +223,27 @@ def _wsgi_caller(app: Any, path: str) -> Callable[[], int]:
     return call
 
 
-def _asgi_caller(app: Any, path: str) -> Callable[[], Any]:
-    scope = {
+def asgi_get_scope(path: str) -> dict[str, Any]:
+    """The ASGI scope of `GET path` (with its query string) from a local client."""
+    target, _, query = path.partition("?")
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": path.partition("?")[0],
-        "raw_path": path.partition("?")[0].encode(),
-        "query_string": path.partition("?")[2].encode(),
+        "path": target,
+        "raw_path": target.encode(),
+        "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", b"127.0.0.1:8000")],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
+
+
+def _asgi_caller(app: Any, path: str) -> Callable[[], Any]:
+    scope = asgi_get_scope(path)
 
     async def call() -> int:
         status = 0

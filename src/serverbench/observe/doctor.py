@@ -331,28 +331,20 @@ def check_swap(facts: HostFacts, connections: int) -> Finding:
     )
 
 
+def _tool(name: str, path: str | None, missing: Status, why: str) -> Finding:
+    if path:
+        return Finding(check=name, status="ok", found=path)
+    fix = f"sudo apt-get install {name} (or scripts/setup)"
+    return Finding(check=name, status=missing, found="not found", why=why, fix=fix)
+
+
 def check_wrk(facts: HostFacts, connections: int) -> Finding:
-    if facts.wrk:
-        return Finding(check="wrk", status="ok", found=facts.wrk)
-    return Finding(
-        check="wrk",
-        status="fail",
-        found="not found",
-        why="wrk applies every load",
-        fix="sudo apt-get install wrk (or scripts/setup)",
-    )
+    return _tool("wrk", facts.wrk, "fail", "wrk applies every load")
 
 
 def check_nginx(facts: HostFacts, connections: int) -> Finding:
-    if facts.nginx:
-        return Finding(check="nginx", status="ok", found=facts.nginx)
-    return Finding(
-        check="nginx",
-        status="warn",
-        found="not found",
-        why="the nginx-static ceiling and the nginx-* topologies need it",
-        fix="sudo apt-get install nginx (or scripts/setup)",
-    )
+    why = "the nginx-static ceiling and the nginx-* topologies need it"
+    return _tool("nginx", facts.nginx, "warn", why)
 
 
 Check = Callable[[HostFacts, int], Finding]
