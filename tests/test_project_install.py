@@ -54,20 +54,22 @@ class Wheelhouse:
     serverbench: Path  # the wheel of this checkout
 
     def venv(self, folder: Path, *requirements: str) -> Path:
-        """A fresh virtualenv with `requirements` installed from the wheelhouse alone."""
-        sh(sys.executable, "-m", "venv", folder)
+        """A fresh virtualenv with `requirements` installed from the wheelhouse alone, by this
+        environment's pip (`--python`): seeding each virtualenv with a pip of its own would cost
+        more than its whole install, and serverbench never runs pip."""
+        sh(sys.executable, "-m", "venv", "--without-pip", folder)
         python = folder / "bin" / "python"
-        sh(
-            python,
+        pip: list[str | Path] = [
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            python,
             "install",
             "-q",
             "--no-index",
-            "--find-links",
-            self.folder,
-            *requirements,
-        )
+        ]
+        sh(*pip, "--find-links", self.folder, *requirements)
         return python
 
 
