@@ -135,16 +135,6 @@ def test_a_run_with_capacity_searches_after_the_matrix_from_its_peak(tmp_path: P
     assert not processes_mentioning(str(out))
 
 
-def test_a_run_with_a_profile_does_not_search_capacity_unless_asked(tmp_path: Path):
-    out = tmp_path / "results"
-    done = run_cli(
-        "run", "--profile", "smoke", "--repeats", "1", "--stack", "bjoern", "--no-references",
-        "--out", str(out),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert json.loads((out / "results.json").read_text())["capacity"] is None
-
-
 def test_open_loop_rates_as_shares_of_each_stacks_peak_measured_first(tmp_path: Path):
     out = tmp_path / "results"
     done = run_cli(

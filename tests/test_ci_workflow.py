@@ -42,7 +42,7 @@ path = "/"
 expect_regex = "^ok$"
 stacks = ["gunicorn"]
 profile = ["smoke"]
-repeats = 3
+repeats = 2
 env = {{ DELAY_MS = "{delay_ms}" }}
 """
 

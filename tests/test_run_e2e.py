@@ -22,6 +22,7 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
     document = load(out)
     assert document.status == "complete"
     assert json.loads((out / "results.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert document.capacity is None  # a run given a --profile searches no capacity unless asked
     environment = document.environment
     assert environment.wrk_version
     assert environment.cpu_count >= 1
