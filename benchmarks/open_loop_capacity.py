@@ -11,6 +11,11 @@ Side by side, wrk (closed loop, `-t1 -c32`) on the same nginx and CPU gives the 
 cost of a request on this machine (mostly the kernel's loopback TCP): the ratio of the
 engine's CPU time per request to wrk's says how much of the cost is the engine's own.
 
+At each rate, right after the engine, benchmarks/minimal_open_loop.py (a bare uvloop +
+httptools client: the least any Python generator with a real parser pays here) is offered the
+same rate on the same nginx and CPU: where it too falls behind, the machine is the limit, not
+the engine's design; the last column is the engine's achieved rate over the reference's.
+
     .venv/bin/python benchmarks/open_loop_capacity.py [--rates 10000,20000,...] [--duration 3]
 """
 
@@ -18,13 +23,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from serverbench.apps.registry import BUILTIN_APPS
 from serverbench.load.open_loop import OpenLoopSettings, run_open_loop
@@ -64,6 +72,19 @@ def wrk_reference(url: str, cpu: int, duration_s: float) -> tuple[float, float]:
     return requests / seconds, cpu_s / requests * 1e6
 
 
+MINIMAL = Path(__file__).with_name("minimal_open_loop.py")
+
+
+def minimal_reference(url: str, cpu: int, rate: float, duration_s: float) -> dict[str, float]:
+    """What the bare client (benchmarks/minimal_open_loop.py) achieves at `rate` on `cpu`."""
+    parts = urlsplit(url)
+    argv = [sys.executable, str(MINIMAL), parts.hostname or "127.0.0.1", str(parts.port)]
+    argv += [f"{rate:g}", f"{duration_s:g}", str(cpu)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default=DEFAULT_RATES, help="comma-separated req/s")
@@ -78,9 +99,11 @@ def main() -> None:
     print(
         f"{'offered/s':>10} {'achieved/s':>11} {'good/s':>9} {'lag p50 us':>10} "
         f"{'lag p99 us':>10} {'lat p50 us':>10} {'lat p99 us':>10} {'conns':>6} "
-        f"{'client CPU':>10} {'CPU us/req':>10}  behind"
+        f"{'client CPU':>10} {'CPU us/req':>10} {'ref sent/s':>10} {'ref lag p99':>11} "
+        f"{'engine/ref':>10}  behind"
     )
     first_behind: float | None = None
+    reference_behind: float | None = None
     with nginx_static(args.server_cpu) as url:
         wrk_rate, wrk_us = (0.0, 0.0)
         if shutil.which("wrk") is not None:
@@ -93,6 +116,7 @@ def main() -> None:
                 arrivals=args.arrivals,
             )
             r = run_open_loop(settings, url, client_cpus=[args.client_cpu])
+            ref = minimal_reference(url, args.client_cpu, rate, args.duration)
             lag = r.send_lag_us
             lat = r.latency_us
             print(
@@ -100,21 +124,27 @@ def main() -> None:
                 f"{lag.p50_us if lag else 0:>10,.0f} {lag.p99_us if lag else 0:>10,.0f} "
                 f"{lat.p50_us if lat else 0:>10,.0f} {lat.p99_us if lat else 0:>10,.0f} "
                 f"{r.connections_opened:>6} {r.processes[0].cpu_percent:>9.0f}% "
-                f"{r.processes[0].cpu_s / max(1, r.requests_sent) * 1e6:>10.1f}  "
+                f"{r.processes[0].cpu_s / max(1, r.requests_sent) * 1e6:>10.1f} "
+                f"{ref['sent_per_s']:>10,.0f} {ref['send_lag_p99_us']:>11,.0f} "
+                f"{r.achieved_rate_per_s / max(1.0, ref['answered_per_s']):>10.2f}  "
                 f"{r.generator_behind_reason or 'no'}",
                 flush=True,
             )
             if r.generator_behind and first_behind is None:
                 first_behind = rate
+            ref_late = ref["send_lag_p99_us"] > 1000 or ref["answered_per_s"] < 0.99 * rate
+            if ref_late and reference_behind is None:
+                reference_behind = rate
     if wrk_rate:
         print(
             f"wrk -t1 -c32 on the same nginx and CPU: {wrk_rate:,.0f} req/s at "
             f"{wrk_us:.1f} CPU us per request (the machine's reference cost)"
         )
-    if first_behind is None:
-        print("the engine kept up at every rate tried")
-    else:
-        print(f"the engine first fell behind at {first_behind:,.0f} req/s offered")
+    for who, behind in (("the engine", first_behind), ("the minimal reference", reference_behind)):
+        if behind is None:
+            print(f"{who} kept up at every rate tried")
+        else:
+            print(f"{who} first fell behind at {behind:,.0f} req/s offered")
 
 
 if __name__ == "__main__":
