@@ -1,6 +1,8 @@
 """The capacity runner's pure parts: an open-loop result and the server's CPU read as the
 search's observation; the plan's start rate; the JSON form of the plan."""
 
+import dataclasses
+
 import msgspec
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -143,3 +145,11 @@ def test_the_start_rate_is_a_share_of_the_peak_or_given():
     )  # fmt: skip
     assert fixed.search_settings(2000.0).start_rps == 300.0
     assert msgspec.json.decode(msgspec.json.encode(fixed), type=CapacityPlan) == fixed
+
+
+def test_a_sampler_that_saw_under_half_the_step_gives_no_server_cpu():
+    short = dataclasses.replace(usage(0.0), window_s=0.4)  # the step measured 1 s
+    seen = observation_from(result(), short, server_cpus=1, slo=parse_slo("p99=50ms"))
+    assert seen.server_cpu_utilisation is None
+    assert seen.server_busiest_process_cpu is None
+    assert not seen.contended

@@ -27,6 +27,7 @@ from serverbench.errors import (
 )
 from serverbench.load.histogram import percentiles_from_hdr
 from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, run_open_loop
+from serverbench.load.open_loop.engine import START_DELAY_S
 from serverbench.observe.sampler import Monitor, Usage
 from serverbench.plan.capacity import (
     CapacityPlan,
@@ -47,11 +48,10 @@ from serverbench.run.progress import RunProgress
 from serverbench.run.runner import Runner, harness_on
 from serverbench.stacks import get_stack
 
-# The server's CPU is sampled from this long after the client processes start (their start-up)
-# plus the warm-up: the figure covers the measured window, not the idle start.
-CLIENT_STARTUP_S = 0.3
-# In the default run the search must fit beside the wrk matrix in about five minutes: short
-# steps, one confirmation, a start at half the peak the run just measured.
+# The server's CPU is known for a step only when the sampler saw at least this share of it.
+MIN_SAMPLED_SHARE = 0.5
+# In the default run the search must fit beside the wrk matrix in about a minute and a half:
+# short steps, one confirmation, a start at half the peak the run just measured.
 RUN_STEP_S = 1.5
 RUN_WARMUP_S = 0.5
 RUN_CONFIRMATIONS = 1
@@ -125,7 +125,9 @@ def observation_from(
     failed = max(0, result.scheduled - result.good_responses)
     generator = [p.cpu_percent / 100 for p in result.processes]
     total = busiest = None
-    if usage is not None and usage.window_s > 0:
+    # a sampler that caught under half the measured window (a slow start, a short step)
+    # would read a busy server as idle: its CPU is then unknown, not 0
+    if usage is not None and usage.window_s >= MIN_SAMPLED_SHARE * result.duration_s:
         total = sum(c.cpu_seconds for c in usage.components) / (usage.window_s * server_cpus)
         singles = [c.cpu_percent_mean / 100 for c in usage.components if c.processes_max == 1]
         busiest = max(singles) if singles else None
@@ -303,7 +305,9 @@ class CapacityRunner:
             busy.start()
             monitor.start()
 
-        timer = threading.Timer(CLIENT_STARTUP_S + self.plan.warmup_s, window)
+        # on_start comes when the client processes are ready: the schedule starts
+        # START_DELAY_S later, and its measured window after the warm-up
+        timer = threading.Timer(START_DELAY_S + self.plan.warmup_s, window)
         timer.daemon = True
 
         def started(pids: Sequence[int]) -> None:

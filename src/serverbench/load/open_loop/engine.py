@@ -35,7 +35,7 @@ from serverbench.load.open_loop.worker import READY, decode_frame, write_frame
 from serverbench.run import guardian
 
 # client processes start this long after the last one is ready, so all begin on one schedule
-_START_DELAY_S = 0.1
+START_DELAY_S = 0.1
 _STDERR_TAIL_CHARS = 2000
 
 
@@ -48,10 +48,11 @@ def run_open_loop(
 ) -> OpenLoopResult:
     """Offer `settings.rate_per_s` requests per second to `url` and measure the answers.
 
-    One client process per CPU in `client_cpus`, each pinned to its CPU and sending its share
-    of the schedule (one unpinned process when `client_cpus` is empty). `on_start` gets their
-    PIDs once they run (to sample their CPU). Raises LoadGeneratorError when a client process
-    fails or the run overruns warm-up + duration + timeout + grace.
+        One client process per CPU in `client_cpus`, each pinned to its CPU and sending its share
+        of the schedule (one unpinned process when `client_cpus` is empty). `on_start` gets their
+        PIDs once they are ready, START_DELAY_S before the schedule starts (to sample their CPU,
+    and to time a window: warm-up ends START_DELAY_S + warmup_s after it). Raises LoadGeneratorError when a client process
+        fails or the run overruns warm-up + duration + timeout + grace.
     """
     target = Target.parse(url)
     cpus: list[int | None] = list(client_cpus) or [None]
@@ -66,10 +67,10 @@ def run_open_loop(
     try:
         for plan in plans:
             children.spawn(plan)
+        children.wait_ready(deadline_s=time.monotonic() + settings.grace_s)
         if on_start is not None:
             on_start(children.pids())
-        children.wait_ready(deadline_s=time.monotonic() + settings.grace_s)
-        start_s = time.monotonic() + _START_DELAY_S
+        start_s = time.monotonic() + START_DELAY_S
         children.start(start_s)
         end_s = (
             start_s
