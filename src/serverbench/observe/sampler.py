@@ -263,7 +263,10 @@ class Monitor:
         for pid, stat in table.items():
             children.setdefault(stat.ppid, []).append(pid)
         sample_connections = now >= self._next_connections_t
-        established = _established_inodes() if sample_connections else set()
+        # CPU is read first, at the sample's time; the connections after it, since parsing
+        # /proc/net/tcp with thousands of TIME_WAIT sockets (a server that closes every
+        # connection) can take longer than the step, and would move the CPU baseline late
+        sockets: dict[str, set[int]] = {}
 
         for comp in self._components:
             tree = self._tree(comp, table, children)
@@ -299,9 +302,14 @@ class Monitor:
             comp.rss_peak = max(comp.rss_peak, rss)
             comp.rss_sum += rss
             comp.threads_max = max(comp.threads_max, threads)
-            comp.connections_max = max(comp.connections_max, len(tree_sockets & established))
+            sockets[comp.name] = tree_sockets
             if not first and dt > 0:
                 comp.cpu_percent_max = max(comp.cpu_percent_max, cpu_delta / dt * 100.0)
+        if sample_connections:
+            established = _established_inodes()
+            for comp in self._components:
+                held = len(sockets[comp.name] & established)
+                comp.connections_max = max(comp.connections_max, held)
 
         if sample_connections:
             cost_s = time.thread_time() - cpu_before
