@@ -154,3 +154,26 @@ def test_monitor_stops_promptly() -> None:
 def test_usage_read_before_stop_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         _ = Monitor({"self": os.getpid()}).usage
+
+
+def test_a_slow_connection_count_does_not_move_the_cpu_baseline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /proc/net/tcp with thousands of TIME_WAIT sockets parses slowly; the CPU must still be
+    # read when the sample is taken, or a busy server reads as idle (it read 0 % in capacity)
+    def slow_established() -> set[int]:
+        time.sleep(0.6)
+        return set()
+
+    monkeypatch.setattr("serverbench.observe.sampler._established_inodes", slow_established)
+    with spawn(BURN_TREE, "3") as proc:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        tree = psutil.Process(proc.pid)
+        before = sum(p.cpu_times().user + p.cpu_times().system for p in [tree, *tree.children()])
+        with Monitor({"burner": proc.pid}, interval_s=0.1, connections_every=100) as monitor:
+            time.sleep(1.0)
+        burned = sum(p.cpu_times().user + p.cpu_times().system for p in [tree, *tree.children()])
+    # the first sample's 0.6 s connection count, if read before the CPU, would drop ~0.6 s of
+    # a window of ~1.6 s from the tree's time
+    assert monitor.usage.component("burner").cpu_seconds >= 0.85 * (burned - before)
