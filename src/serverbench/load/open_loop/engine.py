@@ -48,11 +48,12 @@ def run_open_loop(
 ) -> OpenLoopResult:
     """Offer `settings.rate_per_s` requests per second to `url` and measure the answers.
 
-        One client process per CPU in `client_cpus`, each pinned to its CPU and sending its share
-        of the schedule (one unpinned process when `client_cpus` is empty). `on_start` gets their
-        PIDs once they are ready, START_DELAY_S before the schedule starts (to sample their CPU,
-    and to time a window: warm-up ends START_DELAY_S + warmup_s after it). Raises LoadGeneratorError when a client process
-        fails or the run overruns warm-up + duration + timeout + grace.
+    One client process per CPU in `client_cpus`, each pinned to its CPU and sending its share
+    of the schedule (one unpinned process when `client_cpus` is empty). `on_start` gets their
+    PIDs once they are ready, START_DELAY_S before the schedule starts (to sample their CPU,
+    and to time a window: the warm-up ends START_DELAY_S + warmup_s after it). Raises
+    LoadGeneratorError when a client process fails or the run overruns warm-up + duration +
+    timeout + grace.
     """
     target = Target.parse(url)
     cpus: list[int | None] = list(client_cpus) or [None]
