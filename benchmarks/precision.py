@@ -155,27 +155,20 @@ def rate(hits: int, trials: int) -> str:
 
 
 def paired_trials(
-    a: dict[int, float], b: dict[int, float], rounds: int, trials: int, rng: random.Random
+    a: dict[int, float],
+    b: dict[int, float],
+    rounds: int,
+    trials: int,
+    rng: random.Random,
+    *,
+    with_replacement: bool = False,
 ) -> list[Change]:
+    """Trials of `rounds` rounds each, compared by round; drawn with replacement, a trial may
+    be longer than the recording."""
     common = sorted(a.keys() & b.keys())
     found = []
     for _ in range(trials):
-        chosen = rng.sample(common, rounds)
-        left, right = pair_by_round({r: a[r] for r in chosen}, {r: b[r] for r in chosen})
-        change = paired_change(left, right)
-        if change is not None:
-            found.append(change)
-    return found
-
-
-def bootstrap_trials(
-    a: dict[int, float], b: dict[int, float], rounds: int, trials: int, rng: random.Random
-) -> list[Change]:
-    """Trials of `rounds` rounds drawn with replacement: trials longer than the recording."""
-    common = sorted(a.keys() & b.keys())
-    found = []
-    for _ in range(trials):
-        chosen = rng.choices(common, k=rounds)
+        chosen = rng.choices(common, k=rounds) if with_replacement else rng.sample(common, rounds)
         change = paired_change([a[r] for r in chosen], [b[r] for r in chosen])
         if change is not None:
             found.append(change)
@@ -205,9 +198,9 @@ def rounds_needed(
     print(f"  {'rounds':>6} {'time':>7} {'A/A quiet':>10} {'A/B real':>9} {'A/B 10 %':>9}")
     for rounds in (6, 10, 15, 20, 30, 40):
         rng = random.Random(seed)
-        aa = bootstrap_trials(base, null, rounds, trials, rng)
-        ab = bootstrap_trials(base, slow, rounds, trials, rng)
-        ab10 = bootstrap_trials(base, ten_pct_slower, rounds, trials, rng)
+        aa = paired_trials(base, null, rounds, trials, rng, with_replacement=True)
+        ab = paired_trials(base, slow, rounds, trials, rng, with_replacement=True)
+        ab10 = paired_trials(base, ten_pct_slower, rounds, trials, rng, with_replacement=True)
         quiet = sum(not c.significant for c in aa) / len(aa)
         found = sum(slower_beyond(c) and c.low <= truth.ratio <= c.high for c in ab) / len(ab)
         found10 = sum(slower_beyond(c) and c.low <= 0.9 <= c.high for c in ab10) / len(ab10)
