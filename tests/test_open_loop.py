@@ -14,6 +14,11 @@ from serverbench.apps.registry import BUILTIN_APPS, SEED_MSISDN
 from serverbench.errors import ResultsError, UsageError
 from serverbench.load.histogram import encoded, new_histogram
 from serverbench.load.open_loop import OpenLoopSettings
+from serverbench.load.open_loop.client import (
+    FIRST_CONNECTIONS_MAX,
+    FIRST_CONNECTIONS_MIN,
+    first_connections,
+)
 from serverbench.load.open_loop.engine import merge_parts
 from serverbench.load.open_loop.histogram import Percentiles, Recorder, bucket_floor, merge
 from serverbench.load.open_loop.result import (
@@ -342,3 +347,10 @@ def test_a_kept_response_is_checked_like_the_verifiers() -> None:
     status = check_response(app, SEED_MSISDN, status=500, content_type="text/html", body=b"")
     assert status is not None
     assert status.expected == "status 200"
+
+
+def test_the_first_connections_cover_a_fast_server_within_bounds() -> None:
+    assert first_connections(10, 1000) == FIRST_CONNECTIONS_MIN
+    assert first_connections(20_000, 1000) == 10  # 0.5 ms of arrivals
+    assert first_connections(1_000_000, 1000) == FIRST_CONNECTIONS_MAX
+    assert first_connections(20_000, 3) == 3  # never above the pool's bound

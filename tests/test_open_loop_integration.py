@@ -26,7 +26,7 @@ from hdrh.histogram import HdrHistogram
 
 from serverbench.errors import LoadGeneratorError
 from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, engine, run_open_loop
-from serverbench.load.open_loop.client import WorkerPlan
+from serverbench.load.open_loop.client import FIRST_CONNECTIONS_MAX, WorkerPlan
 from serverbench.run.host import LOCAL
 from serverbench.run.lifecycle import RunningStack
 from tests.conftest import assert_gone, needs_nginx
@@ -291,6 +291,33 @@ def test_reconnects_when_the_server_closes_every_connection(
     assert result.errors.total == 0
     # one connection per request (warm-up included)
     assert result.connections_opened >= 200
+
+
+@pytest.mark.integration
+@needs_two_cpus
+def test_the_pool_grows_for_a_server_that_holds_its_connections(
+    tiny_server: Callable[..., TinyServer],
+) -> None:
+    """50 ms answers at 400 req/s keep ~20 requests in flight: the pool grows from its first
+    few connections to about that during the warm-up, and the latency is the server's."""
+    server = tiny_server("delay", 50)
+    result = run(server.url, rate_per_s=400, warmup_s=0.5)
+    holds_us = sorted(server.holds_us())
+    assert result.good_responses == result.scheduled == 400
+    assert 18 <= result.connections_opened <= 60
+    assert result.latency_us is not None
+    assert result.latency_us.p50_us == pytest.approx(holds_us[len(holds_us) // 2], abs=3000)
+
+
+@pytest.mark.integration
+@needs_nginx
+@needs_two_cpus
+def test_the_pool_stays_small_for_a_fast_server(nginx: Nginx) -> None:
+    """nginx answers in well under a millisecond: a few connections carry 10,000 req/s, and
+    the pool does not grow for the generator's own pauses."""
+    result = run(nginx.url, rate_per_s=10_000)
+    assert result.good_responses == result.scheduled == 10_000
+    assert result.connections_opened <= FIRST_CONNECTIONS_MAX
 
 
 @pytest.mark.integration

@@ -1,7 +1,7 @@
 """The client process: `python -m serverbench.load.open_loop.worker PARENT_PID`.
 
 Talks to the engine over its standard streams: it reads a length-prefixed pickled
-`WorkerPlan` from stdin, answers `READY` once pinned and set up, reads the start time (a
+`WorkerPlan` from stdin, answers `READY` once pinned and its first connections are open, reads the start time (a
 time.monotonic() value, the same clock in every process), runs its share of the schedule, and
 writes a length-prefixed pickled `ProcessPart` to stdout. Tracebacks go to stderr. It dies
 with its parent (PR_SET_PDEATHSIG), so a killed engine leaves no load running.
@@ -75,10 +75,13 @@ def main() -> None:
     # one descriptor per connection: the soft limit (often 1024) must not cap the pool
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    protocol_out.write(READY)
-    protocol_out.flush()
-    start_s = float(sys.stdin.buffer.readline())
-    part = uvloop.run(run_client(plan, start_s))
+
+    def ready() -> float:
+        protocol_out.write(READY)
+        protocol_out.flush()
+        return float(sys.stdin.buffer.readline())
+
+    part = uvloop.run(run_client(plan, ready))
     write_frame(protocol_out, part)
     protocol_out.close()
 
