@@ -2,6 +2,7 @@
 by step, the report led by the capacity section, Ctrl-C and --resume, nothing left running."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):
         assert (out / "logs" / f"capacity-bjoern-seed-flask-{step['index']}").is_dir()
     outcome = search["outcome"]
     assert outcome["steps"] == len(steps)
+    # the progress lines count against a total that grows when a search needs more steps
+    counts = [tuple(map(int, m)) for m in re.findall(r"^\[(\d+)/(\d+)\]", done.stderr, re.M)]
+    assert counts and all(step <= total for step, total in counts), counts
     assert outcome["limit"] in ("server_cpu", "latency", "errors", "generator", "contention")
     assert "capacity at p99 <= 50 ms" in done.stdout
     report = (out / "report.md").read_text()

@@ -240,6 +240,8 @@ class CapacityRunner:
 
         def measure(probe: Probe) -> Observation:
             number = len(search.steps) + 1
+            if progress.step >= progress.steps:  # a search took more steps than planned
+                progress.extend(self.plan.step_planned_s, 1)
             progress.begin(
                 f"{stack} · {app.name} · capacity step {number} ({probe.phase}, "
                 f"{format_rps(probe.rate_rps)} req/s)"

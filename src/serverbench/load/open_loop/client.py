@@ -65,7 +65,7 @@ LATE_S = 0.0005
 HELD_WEIGHT = 1 / 16  # of the latest answer in the moving average of hold times
 # The pool opened before the start: the arrivals of this long, between the bounds below
 FIRST_CONNECTIONS_S = 0.0005
-FIRST_CONNECTIONS_MIN = 4
+FIRST_CONNECTIONS_MIN = 8
 FIRST_CONNECTIONS_MAX = 64
 FIRST_CONNECTIONS_WAIT_S = 1.0
 
