@@ -41,7 +41,8 @@ def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):
     assert outcome["steps"] == len(steps)
     # the progress lines count against a total that grows when a search needs more steps
     counts = [tuple(map(int, m)) for m in re.findall(r"^\[(\d+)/(\d+)\]", done.stderr, re.M)]
-    assert counts and all(step <= total for step, total in counts), counts
+    assert counts
+    assert all(step <= total for step, total in counts), counts
     assert outcome["limit"] in ("server_cpu", "latency", "errors", "generator", "contention")
     assert "capacity at p99 <= 50 ms" in done.stdout
     report = (out / "report.md").read_text()
