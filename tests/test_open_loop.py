@@ -263,6 +263,16 @@ def test_a_saturated_client_flags_the_generator_even_when_the_server_was_slow() 
     assert _behind(achieved_rate_per_s=7_000.0, timeouts=40, client_cpu_percent=60.0) is None
 
 
+def test_a_saturated_client_whose_requests_waited_for_connections_is_flagged() -> None:
+    reason = _behind(waited_for_connection=500, client_cpu_percent=99.0)
+    assert reason is not None
+    assert "5% of the requests waited in the client" in reason
+    # a client with headroom, a full pool (the server held them) or a few waits: not flagged
+    assert _behind(waited_for_connection=500, client_cpu_percent=70.0) is None
+    assert _behind(waited_for_connection=500, client_cpu_percent=99.0, pool_full=1) is None
+    assert _behind(waited_for_connection=50, client_cpu_percent=99.0) is None
+
+
 def test_both_reasons_are_given() -> None:
     reason = _behind(achieved_rate_per_s=5_000.0, send_lag_p99_us=30_000.0)
     assert reason is not None

@@ -104,6 +104,7 @@ def merge_parts(settings: OpenLoopSettings, parts: Sequence[ProcessPart]) -> Ope
         timeouts=errors.timeout,
         pool_full=pool_full,
         client_cpu_percent=max((p.cpu_percent for p in parts), default=0.0),
+        waited_for_connection=sum(p.waited_for_connection for p in parts),
     )
     good = sum(p.good_responses for p in parts)
     return OpenLoopResult(

@@ -137,6 +137,7 @@ class OpenLoopResult:
 
 # a client process this busy has no headroom left: it, not the server, sets the pace
 SATURATED_CLIENT_CPU_PERCENT = 95.0
+MAX_WAITED_SHARE = 0.01
 
 
 def behind_reason(
@@ -148,6 +149,7 @@ def behind_reason(
     timeouts: int,
     pool_full: int,
     client_cpu_percent: float = 0.0,
+    waited_for_connection: int = 0,
 ) -> str | None:
     """Why the generator, not the server, limited the run; None when it kept up.
 
@@ -156,6 +158,10 @@ def behind_reason(
     against the generator while the server answered in time (no timeouts, the connection pool
     never full), or whenever a client process used its whole core (`client_cpu_percent`, the
     busiest one's share of its core): then the requests queued in the client, not the server.
+    For the same reason, a saturated client whose requests waited for a connection it did
+    not open (more than MAX_WAITED_SHARE of them, the pool not full) is flagged even when it
+    caught up: a fast server's pool does not grow for a generator that is behind, so their
+    wait is the generator's.
     """
     reasons = []
     if send_lag_p99_us is not None and send_lag_p99_us > MAX_SEND_LAG_P99_US:
@@ -183,5 +189,17 @@ def behind_reason(
             f"achieved {achieved_rate_per_s:,.0f} req/s of {scheduled_rate:,.0f} scheduled "
             f"(below {MIN_ACHIEVED_SHARE:.0%}) with a client process at "
             f"{client_cpu_percent:.0f} % of its core: the generator was the limit"
+        )
+    waited_share = waited_for_connection / scheduled if scheduled > 0 else 0.0
+    if (
+        not reasons
+        and pool_full == 0
+        and waited_share > MAX_WAITED_SHARE
+        and client_cpu_percent >= SATURATED_CLIENT_CPU_PERCENT
+    ):
+        reasons.append(
+            f"{waited_share:.0%} of the requests waited in the client for a connection while "
+            f"a client process was at {client_cpu_percent:.0f} % of its core: their wait is "
+            "the generator's, not the server's"
         )
     return "; ".join(reasons) if reasons else None
