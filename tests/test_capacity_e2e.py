@@ -36,6 +36,7 @@ def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):
         seen = step["observation"]
         assert seen["failure"] is None, seen
         assert seen["server_cpu_utilisation"] is not None
+        assert seen["server_cpus_foreign"] is not None  # the window's noise was read
         assert (out / "logs" / f"capacity-bjoern-seed-flask-{step['index']}").is_dir()
     outcome = search["outcome"]
     assert outcome["steps"] == len(steps)

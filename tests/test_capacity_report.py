@@ -178,7 +178,7 @@ def test_steps_on_a_busy_cpu_make_the_section_say_the_figure_will_not_repeat():
             dataclasses.replace(
                 s,
                 observation=dataclasses.replace(
-                    s.observation, server_cpu_utilisation=0.1, server_cpus_busy=1.0
+                    s.observation, server_cpu_utilisation=0.1, server_cpus_foreign=0.9
                 ),
             )
             for s in done.steps

@@ -454,13 +454,13 @@ def test_a_busy_cpu_the_server_did_not_use_is_contention():
                 **{
                     **{f: getattr(seen, f) for f in Observation.__dataclass_fields__},
                     "server_cpu_utilisation": (seen.server_cpu_utilisation or 0) / 3,
-                    "server_cpus_busy": 0.97,
+                    "server_cpus_foreign": 0.6,
                 }
             )
 
     outcome, _ = search(Neighbour(mu=600.0))
     assert outcome.limit == "contention"
-    assert "other processes ran there" in outcome.limit_text
+    assert "other processes ran there: they took 60 % of those CPUs" in outcome.limit_text
 
 
 def test_a_late_generator_is_blamed_only_when_its_lag_explains_the_excess():

@@ -137,8 +137,8 @@ def steps_table(record: CapacityRecord) -> Table:
                 f"{seen.error_rate * 100:.2f} %",
                 ("-" if cpu is None else f"{cpu * 100:.0f} %")
                 + (
-                    f" (CPUs {seen.server_cpus_busy * 100:.0f} % busy)"
-                    if seen.contended and seen.server_cpus_busy is not None
+                    f" (other processes {seen.server_cpus_foreign * 100:.0f} %)"
+                    if seen.contended and seen.server_cpus_foreign is not None
                     else ""
                 ),
                 "-" if generator is None else f"{generator * 100:.0f} %",

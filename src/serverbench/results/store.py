@@ -24,7 +24,9 @@ Format history (SCHEMA_VERSION):
         Optional top-level `capacity` (a capacity run, or a run with --capacity): its plan and
         one search per stack x app (peak_rps, settings, every step's observation and verdict,
         the outcome once it ended); its plan's `sources` (where the SLO and the error budget
-        came from: a flag, the project file's `slo`, or the default), absent in earlier files.
+        came from: a flag, the project file's `slo`, or the default), absent in earlier files;
+        a step observation's `server_cpus_foreign` (the share of the server's CPUs processes
+        outside the benchmark took; in earlier files none, so no step reads as contended).
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

@@ -15,9 +15,6 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import psutil
 
 from serverbench.apps.registry import App
 from serverbench.errors import (
@@ -45,7 +42,7 @@ from serverbench.results.aggregate import cells
 from serverbench.results.model import CapacitySection, ResultsDocument
 from serverbench.run.lifecycle import RunningStack, check_usable, running_stack, stack_context
 from serverbench.run.progress import RunProgress
-from serverbench.run.runner import Runner, harness_on
+from serverbench.run.runner import Runner, harness_on, process_tree
 from serverbench.stacks import get_stack
 
 # The server's CPU is known for a step only when the sampler saw at least this share of it.
@@ -300,11 +297,12 @@ class CapacityRunner:
             timeout_s=self.plan.timeout_s,
         )
         monitor = self.runner.host.sampler(running.component_pids())
-        server_cpus = self.run_plan.split.server_cpus
-        busy = CpuBusy(server_cpus)
+        split = self.run_plan.split
+        noise_probe = self.runner.host.noise_probe(split.server_cpus, split.client_cpus)
+        engine_pids: list[int] = []
 
         def window() -> None:
-            busy.start()
+            noise_probe.start()
             monitor.start()
 
         # on_start comes when the client processes are ready: the schedule starts
@@ -313,13 +311,14 @@ class CapacityRunner:
         timer.daemon = True
 
         def started(pids: Sequence[int]) -> None:
+            engine_pids.extend(pids)
             timer.start()
 
         try:
             result = self.open_loop(
                 settings,
                 running.url + app.load_path,
-                client_cpus=self.run_plan.split.client_cpus,
+                client_cpus=split.client_cpus,
                 on_start=started,
             )
         finally:
@@ -327,44 +326,26 @@ class CapacityRunner:
             if timer.ident is not None:
                 timer.join()  # a sampler it is starting right now is stopped below
             usage = _stop(monitor)
+        try:
+            noise = noise_probe.stop(
+                {*engine_pids, *process_tree(running), *running.component_pids().values()}
+            )
+        except RuntimeError:
+            noise = None  # the step ended before the warm-up did
         died = running.exited()
         if died is not None:
             return failed_observation(probe.rate_rps, f"died during the step: {died}")
         mismatch, _ = self.runner.verify_after_load(running, app)
-        seen = observation_from(result, usage, len(server_cpus), self.plan.slo)
-        seen = dataclasses.replace(seen, server_cpus_busy=busy.stop())
+        seen = observation_from(result, usage, len(split.server_cpus), self.plan.slo)
+        if noise is not None and noise.server.capacity_s > 0:
+            seen = dataclasses.replace(
+                seen,
+                server_cpus_busy=noise.server.busy_s / noise.server.capacity_s,
+                server_cpus_foreign=noise.server.foreign_cpu_s / noise.server.capacity_s,
+            )
         if mismatch is not None:
             return dataclasses.replace(seen, failure=f"answered wrongly after the load: {mismatch}")
         return seen
-
-
-class CpuBusy:
-    """How busy some CPUs were, by any process, between start() and stop() (/proc/stat)."""
-
-    def __init__(self, cpus: Sequence[int]) -> None:
-        self.cpus = cpus
-        self.before: list[Any] | None = None
-
-    def start(self) -> None:
-        self.before = psutil.cpu_times(percpu=True)
-
-    def stop(self) -> float | None:
-        if self.before is None:
-            return None
-        after = psutil.cpu_times(percpu=True)
-        total = idle = 0.0
-        for cpu in self.cpus:
-            if cpu >= len(after) or cpu >= len(self.before):
-                continue
-            spent = sum(after[cpu]) - sum(self.before[cpu])
-            total += spent
-            # interrupts (the loopback traffic's softirq among them) are the load's own cost,
-            # not another process's: only time in processes counts as busy
-            idle += sum(
-                getattr(after[cpu], name, 0.0) - getattr(self.before[cpu], name, 0.0)
-                for name in ("idle", "iowait", "irq", "softirq")
-            )
-        return (total - idle) / total if total > 0 else None
 
 
 def _stop(monitor: Monitor) -> Usage | None:
