@@ -91,6 +91,26 @@ def test_an_interrupted_capacity_run_resumes_without_repeating_a_step(tmp_path: 
     assert not processes_mentioning(str(out))
 
 
+def test_repeated_searches_are_recorded_apart_and_their_spread_reported(tmp_path: Path):
+    out = tmp_path / "results"
+    quick = [a if a != "25%" else "50%" for a in SHORT]  # fewer steps: a coarser bisection
+    done = run_cli("capacity", *quick, "--confirmations", "0", "--repeats", "2", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "results.json").read_text())
+    assert document["capacity"]["plan"]["repeats"] == 2
+    assert len(document["runs"]) == 1  # one closed-loop peak serves both searches
+    searches = document["capacity"]["searches"]
+    assert [(s["stack"], s["repeat"]) for s in searches] == [("bjoern", 1), ("bjoern", 2)]
+    assert all(s["outcome"] is not None for s in searches)
+    assert (out / "logs" / "capacity-bjoern-seed-flask-1").is_dir()
+    assert (out / "logs" / "capacity-bjoern-seed-flask-search2-1").is_dir()
+    assert "capacity search 2/2 step 1" in done.stderr
+    assert "bjoern (search 2)" in done.stdout
+    if all(s["outcome"]["capacity_rps"] for s in searches):
+        assert "**Run-to-run spread.**" in (out / "report.md").read_text()
+    assert not processes_mentioning(str(out))
+
+
 def test_a_bad_slo_is_refused_before_anything_starts(tmp_path: Path):
     done = run_cli("capacity", "--stack", "bjoern", "--slo", "p99", "--out", str(tmp_path / "x"))
     assert done.returncode == 2

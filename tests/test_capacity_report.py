@@ -1,3 +1,5 @@
+import pytest
+
 from serverbench.plan.capacity import CapacityRecord, Search
 from serverbench.plan.slo import parse_slo
 from serverbench.report.capacity import (
@@ -189,3 +191,66 @@ def test_steps_on_a_busy_cpu_make_the_section_say_the_figure_will_not_repeat():
     assert f"gunicorn: {len(done.steps)} of {len(done.steps)} steps" in text
     quiet = " ".join(b.text for b in capacity_section([done]) if isinstance(b, Paragraph))
     assert "Not reproducible" not in quiet
+
+
+def repeated() -> list[CapacityRecord]:
+    """gunicorn searched twice (the machine moved between the searches), bjoern twice."""
+    import dataclasses
+
+    return [
+        record("gunicorn", ModelServer(mu=1000.0), peak=1050.0),
+        record("bjoern", ModelServer(mu=4000.0), peak=4100.0),
+        dataclasses.replace(record("gunicorn", ModelServer(mu=1200.0), peak=1050.0), repeat=2),
+        dataclasses.replace(record("bjoern", ModelServer(mu=4040.0), peak=4100.0), repeat=2),
+    ]
+
+
+def test_several_searches_of_a_stack_give_a_median_and_a_spread():
+    from serverbench.plan.capacity import capacity_figures
+
+    gunicorn, bjoern = capacity_figures(repeated())
+    assert (gunicorn.stack, [r.repeat for r in gunicorn.records]) == ("gunicorn", [1, 2])
+    low, high = gunicorn.capacities
+    assert high > low
+    assert gunicorn.capacity_rps == pytest.approx((low + high) / 2)
+    assert gunicorn.spread_pct == pytest.approx((high - low) / ((low + high) / 2) * 100)
+    assert bjoern.spread_pct is not None
+    assert gunicorn.spread_pct is not None
+    assert bjoern.spread_pct < gunicorn.spread_pct
+    (single,) = capacity_figures(records()[:1])
+    assert single.spread_pct is None
+
+
+def test_the_section_names_each_search_and_states_the_measured_spread():
+    blocks = capacity_section(repeated())
+    text = " ".join(b.text for b in blocks if isinstance(b, Paragraph))
+    assert "**Run-to-run spread.**" in text
+    assert "(gunicorn)" in text  # the widest spread is named
+    spread_table = next(b for b in blocks if isinstance(b, Table) and b.headers[2] == "searches")
+    assert [row[0] for row in spread_table.rows] == ["gunicorn", "bjoern"]
+    names = [row[1] for row in ranking_table(repeated()).rows]
+    assert "gunicorn (search 2)" in names
+    assert "bjoern (search 1)" in names
+    # one search per stack: plain names, no spread claimed
+    assert "Run-to-run spread" not in " ".join(
+        b.text for b in capacity_section(records()) if isinstance(b, Paragraph)
+    )
+
+
+def test_compare_takes_the_median_and_the_searches_spread_as_the_noise():
+    from serverbench.report.capacity_compare import compare_capacity, render_capacity_comparison
+
+    a = repeated()
+    (gunicorn_a,) = [f for f in compare_capacity(a, a).deltas if f.a.stack == "gunicorn"]
+    spread = gunicorn_a.a.spread_pct
+    assert spread is not None
+    assert gunicorn_a.noise_pct == pytest.approx(spread)
+    # one search in B, a little above A's median: within A's spread, so no evidence
+    b = [record("gunicorn", ModelServer(mu=1150.0), peak=1050.0)]
+    (delta,) = compare_capacity(a, b).deltas
+    assert delta.change_pct is not None
+    assert 0 < delta.change_pct < spread
+    assert delta.beyond_spread is False
+    text = render_capacity_comparison(compare_capacity(a, b))
+    assert "2 searches)" in text
+    assert f"no (±{spread:.0f} %)" in text

@@ -87,6 +87,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="extra measurements of the final rate, each on a fresh stack (default 2)",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="search each stack N times, in rounds, and report their spread: the run-to-run "
+        "variation one search cannot show (default 1)",
+    )
+    parser.add_argument(
         "--precision",
         default="5%",
         metavar="PCT",
@@ -138,6 +146,8 @@ def capacity_plan(args: argparse.Namespace) -> CapacityPlan:
         )
     if args.confirmations < 0:
         raise UsageError(f"--confirmations {args.confirmations}: give 0 or more")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats {args.repeats}: give 1 or more, e.g. --repeats 3")
     start = parse_rate(args.start_rate) if args.start_rate else None
     max_rps = parse_rate(args.max_rate).rps if args.max_rate else MAX_RPS
     if max_rps is None:
@@ -155,6 +165,7 @@ def capacity_plan(args: argparse.Namespace) -> CapacityPlan:
         start_share=start.peak_share if start and start.relative else None,
         max_rps=max_rps,
         sources=targets.sources,
+        repeats=args.repeats,
     )
 
 

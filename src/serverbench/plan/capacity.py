@@ -25,6 +25,7 @@ spare; or the search's ceiling, when no rate up to `max_rps` failed.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -484,6 +485,7 @@ class CapacityPlan:
     max_rps: float = MAX_RPS
     # "slo", "max_errors" -> where each target came from: its flag, the project file, a default
     sources: dict[str, str] = field(default_factory=dict)
+    repeats: int = 1  # whole searches per stack x app, in rounds over the stacks
 
     def search_settings(self, peak_rps: float | None) -> SearchSettings:
         share = self.start_share or START_SHARE
@@ -525,7 +527,64 @@ class CapacityRecord:
     settings: SearchSettings
     steps: tuple[Step, ...]
     outcome: Outcome | None
+    repeat: int = 1  # which of the plan's searches of this stack x app
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.stack, self.app)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityFigure:
+    """One stack x app's capacity over its searches: one, or several repeats of the search,
+    whose spread is the run-to-run variation one search cannot show."""
+
+    stack: str
+    app: str
+    records: tuple[CapacityRecord, ...]  # by repeat
+
+    @property
+    def capacities(self) -> list[float]:
+        return [
+            r.outcome.capacity_rps
+            for r in self.records
+            if r.outcome is not None and r.outcome.capacity_rps is not None
+        ]
+
+    @property
+    def finished(self) -> bool:
+        return all(r.outcome is not None for r in self.records)
+
+    @property
+    def lower_bound(self) -> bool:
+        return any(r.outcome is not None and r.outcome.lower_bound for r in self.records)
+
+    @property
+    def capacity_rps(self) -> float | None:
+        """The median over the searches that held a rate."""
+        values = self.capacities
+        return statistics.median(values) if values else None
+
+    @property
+    def spread_pct(self) -> float | None:
+        """The searches' range over their median, in percent; None below two answers."""
+        values, middle = self.capacities, self.capacity_rps
+        if len(values) < 2 or not middle:
+            return None
+        return (max(values) - min(values)) / middle * 100
+
+    @property
+    def limits(self) -> list[Limit]:
+        """What limited the searches, each once, in the order first seen."""
+        return list(dict.fromkeys(r.outcome.limit for r in self.records if r.outcome))
+
+
+def capacity_figures(records: Sequence[CapacityRecord]) -> list[CapacityFigure]:
+    """The searches grouped by stack x app, in the order each first appears."""
+    groups: dict[tuple[str, str], list[CapacityRecord]] = {}
+    for record in records:
+        groups.setdefault(record.key, []).append(record)
+    return [
+        CapacityFigure(stack=stack, app=app, records=tuple(sorted(group, key=lambda r: r.repeat)))
+        for (stack, app), group in groups.items()
+    ]

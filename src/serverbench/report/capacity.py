@@ -15,6 +15,7 @@ from serverbench.plan.capacity import (
     LIMIT_NAMES,
     CapacityRecord,
     Step,
+    capacity_figures,
     format_rps,
 )
 from serverbench.report.blocks import (
@@ -45,6 +46,13 @@ def ranked(records: Sequence[CapacityRecord]) -> list[CapacityRecord]:
         records,
         key=lambda r: -(r.outcome.capacity_rps or 0.0) if r.outcome else 1.0,
     )
+
+
+def search_name(record: CapacityRecord, records: Sequence[CapacityRecord]) -> str:
+    """The stack, and which of its searches when the run (`records`) searched more than once."""
+    if any(r.repeat > 1 for r in records):
+        return f"{record.stack} (search {record.repeat})"
+    return record.stack
 
 
 def capacity_text(record: CapacityRecord) -> str:
@@ -88,7 +96,7 @@ def ranking_table(records: Sequence[CapacityRecord]) -> Table:
         rows.append(
             (
                 str(place),
-                record.stack,
+                search_name(record, records),
                 record.app,
                 capacity_text(record),
                 _share(outcome.capacity_rps if outcome else None, record.peak_rps),
@@ -168,9 +176,9 @@ def steps_table(record: CapacityRecord) -> Table:
     )
 
 
-def _record_sentence(record: CapacityRecord) -> str:
+def _record_sentence(record: CapacityRecord, records: Sequence[CapacityRecord]) -> str:
     outcome = record.outcome
-    name = f"**{record.stack}** · {record.app}"
+    name = f"**{search_name(record, records)}** · {record.app}"
     if outcome is None:
         return f"{name}: the search was interrupted after {len(record.steps)} step(s); resume it."
     if outcome.capacity_rps is None:
@@ -190,6 +198,38 @@ def _record_sentence(record: CapacityRecord) -> str:
     if outcome.lower_bound:
         verdict += " The figure is a lower bound: the stack itself was not the limit."
     return f"{held}. {verdict}"
+
+
+def _spread(records: Sequence[CapacityRecord]) -> list[Block]:
+    """With several searches per stack: their capacities and spread, the run-to-run figure."""
+    figures = [f for f in capacity_figures(records) if f.spread_pct is not None]
+    if not figures:
+        return []
+    rows = tuple(
+        (
+            f.stack,
+            f.app,
+            str(len(f.records)),
+            ", ".join(format_rps(c) for c in f.capacities),
+            ("≥ " if f.lower_bound else "") + format_rps(f.capacity_rps or 0.0),
+            f"{f.spread_pct:.0f} %",
+        )
+        for f in figures
+    )
+    widest = max(figures, key=lambda f: f.spread_pct or 0.0)
+    return [
+        Paragraph(
+            text="**Run-to-run spread.** Each stack was searched more than once, in rounds "
+            f"over the stacks; their capacities spread by up to {widest.spread_pct:.0f} % of "
+            f"their median ({widest.stack}). A difference between two runs smaller than the "
+            "spread measured here is no evidence of a change."
+        ),
+        Table(
+            headers=("stack", "app", "searches", "capacities req/s", "median", "range"),
+            rows=rows,
+            right=(2, 4, 5),
+        ),
+    ]
 
 
 def _contention(records: Sequence[CapacityRecord]) -> list[Block]:
@@ -234,10 +274,12 @@ def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
             f"{settings.precision * 100:g} % above. The search resolves capacity to "
             f"±{agreement_pct(records[0]):g} %; that is not the stack's run-to-run spread, "
             "which one search cannot measure: a stack whose throughput varies between runs "
-            "moves its capacity as much. Run the search again and `compare` the two to see it."
+            "moves its capacity as much. `--repeats N` searches each stack N times and states "
+            "the spread; or run the search again and `compare` the two."
         ),
         *_contention(records),
-        Bullets(items=tuple(_record_sentence(r) for r in ranked(records))),
+        *_spread(records),
+        Bullets(items=tuple(_record_sentence(r, records) for r in ranked(records))),
         Chart(
             kind="latency-vs-load",
             title=f"Latency (p{slo.key}, log scale) against offered rate, open loop",
@@ -245,7 +287,8 @@ def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
         ),
     ]
     for record in ranked(records):
-        blocks.append(Heading(level=3, text=f"Capacity steps: {record.stack} · {record.app}"))
+        name = search_name(record, records)
+        blocks.append(Heading(level=3, text=f"Capacity steps: {name} · {record.app}"))
         blocks.append(steps_table(record))
     return blocks
 

@@ -1,6 +1,8 @@
-"""`compare` for capacity searches: per stack x app, the capacity in A and in B, the change,
-and whether it is beyond the search's resolution (±2 bisection precisions): a change within
-it is no evidence; one beyond it may still be the stack's own run-to-run variation.
+"""`compare` for capacity searches: per stack x app, the capacity in A and in B (the median
+when a side searched it several times, `capacity --repeats`), the change, and whether it is
+beyond what the searches themselves move: the search's resolution (±2 bisection precisions)
+and, where a side searched more than once, the spread of its searches. A change within that is
+no evidence; one beyond the resolution alone may still be the stack's run-to-run variation.
 
 Two searches held to different SLOs or error budgets are not like for like; that is said.
 """
@@ -10,48 +12,71 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from serverbench.plan.capacity import LIMIT_NAMES, CapacityRecord
-from serverbench.report.capacity import agreement_pct, capacity_text
+from serverbench.plan.capacity import (
+    LIMIT_NAMES,
+    CapacityFigure,
+    CapacityRecord,
+    capacity_figures,
+    format_rps,
+)
+from serverbench.report.capacity import agreement_pct
 from serverbench.report.textable import render_table
+
+
+def figure_text(figure: CapacityFigure) -> str:
+    """`3,912`, `≥ 6,000`, `3,912 (3,838-3,987, 3 searches)`, `unfinished`, `none held`."""
+    if not figure.finished:
+        return "unfinished"
+    values, middle = figure.capacities, figure.capacity_rps
+    if middle is None:
+        return "none held"
+    text = ("≥ " if figure.lower_bound else "") + format_rps(middle)
+    if len(figure.records) > 1:
+        text += (
+            f" ({format_rps(min(values))}-{format_rps(max(values))}, "
+            f"{len(figure.records)} searches)"
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CapacityDelta:
-    a: CapacityRecord
-    b: CapacityRecord
+    a: CapacityFigure
+    b: CapacityFigure
 
     @property
     def key(self) -> tuple[str, str]:
-        return self.a.key
-
-    @staticmethod
-    def _capacity(record: CapacityRecord) -> float | None:
-        return record.outcome.capacity_rps if record.outcome else None
+        return (self.a.stack, self.a.app)
 
     @property
     def change_pct(self) -> float | None:
         """B against A in percent; -100 when A held a rate and B none."""
-        a, b = self._capacity(self.a), self._capacity(self.b)
-        if a is None or (b is None and self.b.outcome is None):
+        a, b = self.a.capacity_rps, self.b.capacity_rps
+        if a is None or not self.a.finished or (b is None and not self.b.finished):
             return None
         return ((b or 0.0) / a - 1) * 100
+
+    @property
+    def noise_pct(self) -> float:
+        """How far the searches move by themselves: the resolution, or a side's spread."""
+        settings = [r for f in (self.a, self.b) for r in f.records]
+        spreads = [f.spread_pct for f in (self.a, self.b) if f.spread_pct is not None]
+        return max([agreement_pct(r) for r in settings] + spreads)
 
     @property
     def beyond_spread(self) -> bool | None:
         """None when either side is unfinished or a lower bound (its true value is unknown)."""
         change = self.change_pct
-        if change is None or any(
-            r.outcome is None or r.outcome.lower_bound for r in (self.a, self.b)
-        ):
+        if change is None or any(not f.finished or f.lower_bound for f in (self.a, self.b)):
             return None
-        return abs(change) > max(agreement_pct(self.a), agreement_pct(self.b))
+        return abs(change) > self.noise_pct
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CapacityComparison:
     deltas: tuple[CapacityDelta, ...]
-    only_in_a: tuple[CapacityRecord, ...]
-    only_in_b: tuple[CapacityRecord, ...]
+    only_in_a: tuple[CapacityFigure, ...]
+    only_in_b: tuple[CapacityFigure, ...]
     differences: tuple[str, ...]  # SLO or budget not the same
 
     def lower_than(self, limit_pct: float) -> list[CapacityDelta]:
@@ -62,8 +87,8 @@ class CapacityComparison:
 def compare_capacity(
     a: Sequence[CapacityRecord], b: Sequence[CapacityRecord]
 ) -> CapacityComparison:
-    before = {r.key: r for r in a}
-    after = {r.key: r for r in b}
+    before = {(f.stack, f.app): f for f in capacity_figures(a)}
+    after = {(f.stack, f.app): f for f in capacity_figures(b)}
     differences = []
     if a and b:
         sa, sb = a[0].settings, b[0].settings
@@ -76,27 +101,28 @@ def compare_capacity(
             )
     return CapacityComparison(
         deltas=tuple(CapacityDelta(a=before[k], b=after[k]) for k in before if k in after),
-        only_in_a=tuple(r for k, r in before.items() if k not in after),
-        only_in_b=tuple(r for k, r in after.items() if k not in before),
+        only_in_a=tuple(f for k, f in before.items() if k not in after),
+        only_in_b=tuple(f for k, f in after.items() if k not in before),
         differences=tuple(differences),
     )
 
 
-def _limit(record: CapacityRecord) -> str:
-    return LIMIT_NAMES[record.outcome.limit] if record.outcome else "-"
+def _limit(figure: CapacityFigure) -> str:
+    return " / ".join(LIMIT_NAMES[limit] for limit in figure.limits) or "-"
 
 
 def render_capacity_comparison(comparison: CapacityComparison) -> str:
     rows = []
     for d in comparison.deltas:
         change = d.change_pct
+        beyond = {True: "yes", False: "no", None: "?"}[d.beyond_spread]
         rows.append(
             [
                 f"{d.a.stack}/{d.a.app}",
-                capacity_text(d.a),
-                capacity_text(d.b),
+                figure_text(d.a),
+                figure_text(d.b),
                 "-" if change is None else f"{change:+.1f}%",
-                {True: "yes", False: "no", None: "?"}[d.beyond_spread],
+                f"{beyond} (±{d.noise_pct:.0f} %)",
                 f"{_limit(d.a)} -> {_limit(d.b)}",
             ]
         )
@@ -109,7 +135,7 @@ def render_capacity_comparison(comparison: CapacityComparison) -> str:
                     "A capacity req/s",
                     "B capacity req/s",
                     "change",
-                    "beyond resolution",
+                    "beyond the searches' spread",
                     "limited by A -> B",
                 ],
                 rows,
@@ -121,7 +147,7 @@ def render_capacity_comparison(comparison: CapacityComparison) -> str:
     for label, items in (("A", comparison.only_in_a), ("B", comparison.only_in_b)):
         if items:
             lines.append(
-                f"capacity only in {label}: " + ", ".join(f"{r.stack}/{r.app}" for r in items)
+                f"capacity only in {label}: " + ", ".join(f"{f.stack}/{f.app}" for f in items)
             )
     for text in comparison.differences:
         lines.append(f"warning: {text}; the capacities are not like for like")

@@ -6,6 +6,7 @@ from serverbench.plan.capacity import LIMIT_NAMES, format_rps
 from serverbench.report.capacity import (
     capacity_text,
     ranked,
+    search_name,
     worst_latency_at_capacity,
 )
 from serverbench.report.numbers import format_us
@@ -23,7 +24,7 @@ def capacity_summary(document: ResultsDocument) -> str:
         outcome = record.outcome
         rows.append(
             [
-                record.stack,
+                search_name(record, records),
                 record.app,
                 capacity_text(record),
                 format_rps(record.peak_rps) if record.peak_rps else "-",

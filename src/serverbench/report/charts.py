@@ -30,6 +30,7 @@ from importlib import resources
 from typing import Any
 
 from serverbench.plan.capacity import CapacityRecord, Step, format_rps
+from serverbench.report.capacity import search_name
 from serverbench.report.uncertainty import confidence_label
 from serverbench.results.aggregate import Cell, throughput_order
 from serverbench.results.inference import CONFIDENCE, Estimate, repeats_for
@@ -331,8 +332,9 @@ def capacity_chart(title: str, searches: Sequence[CapacityRecord]) -> ChartSpec 
         marks = [_step_mark(s, capacity) for _, _, s in drawn]
         series.append(
             Series(
-                label=f"{record.stack} · {record.app}",
-                key=f"{record.stack}|{record.app}",
+                label=f"{search_name(record, searches)} · {record.app}",
+                key=f"{record.stack}|{record.app}"
+                + (f"|{record.repeat}" if record.repeat > 1 else ""),
                 colour=PALETTE[index % len(PALETTE)],
                 points=tuple((rate, ms) for rate, ms, _ in drawn),
                 point_labels=tuple(_step_label(s) for _, _, s in drawn),

@@ -26,7 +26,8 @@ Format history (SCHEMA_VERSION):
         the outcome once it ended); its plan's `sources` (where the SLO and the error budget
         came from: a flag, the project file's `slo`, or the default), absent in earlier files;
         a step observation's `server_cpus_foreign` (the share of the server's CPUs processes
-        outside the benchmark took; in earlier files none, so no step reads as contended).
+        outside the benchmark took; in earlier files none, so no step reads as contended);
+        the plan's `repeats` and a search's `repeat` (`capacity --repeats`; earlier: 1).
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

@@ -189,17 +189,24 @@ class CapacityRunner:
     def run(self, peaks: dict[tuple[str, str], float | None] | None = None) -> ResultsDocument:
         """Search every stack x app; `peaks` given (the run measured them) skips wrk's."""
         cells = self.cells()
-        planned = len(cells) * (10 * self.plan.step_planned_s)
+        searches = len(cells) * self.plan.repeats
+        planned = searches * (10 * self.plan.step_planned_s)
+        known: dict[tuple[str, str], float | None] = {}
         with harness_on(self.run_plan.split.client_cpus):
             try:
-                with RunProgress(planned, len(cells) * 10) as progress:
-                    for stack, app in cells:
-                        peak = (
-                            peaks.get((stack, app.name))
-                            if peaks is not None
-                            else self._peak(stack, app, progress)
-                        )
-                        self._search(stack, app, peak, progress)
+                with RunProgress(planned, searches * 10) as progress:
+                    # repeats in rounds over the stacks, so a slow spell of the machine does
+                    # not fall on one stack's searches only
+                    for repeat in range(1, self.plan.repeats + 1):
+                        for stack, app in cells:
+                            key = (stack, app.name)
+                            if key not in known:
+                                known[key] = (
+                                    peaks.get(key)
+                                    if peaks is not None
+                                    else self._peak(stack, app, progress)
+                                )
+                            self._search(stack, app, known[key], progress, repeat)
             except BaseException:
                 self.document.status = "interrupted"
                 self.runner.save()
@@ -212,10 +219,16 @@ class CapacityRunner:
         profile = self.run_plan.profiles[0]
         return closed_loop_peak(self.runner, stack, app, profile, progress)
 
-    def _search(self, stack: str, app: App, peak: float | None, progress: RunProgress) -> None:
+    def _search(
+        self, stack: str, app: App, peak: float | None, progress: RunProgress, repeat: int
+    ) -> None:
         searches = self.section.searches
         index = next(
-            (i for i, r in enumerate(searches) if r.key == (stack, app.name)),
+            (
+                i
+                for i, r in enumerate(searches)
+                if r.key == (stack, app.name) and r.repeat == repeat
+            ),
             None,
         )
         if index is None:
@@ -227,6 +240,7 @@ class CapacityRunner:
                     settings=self.plan.search_settings(peak),
                     steps=(),
                     outcome=None,
+                    repeat=repeat,
                 )
             )
             index = len(searches) - 1
@@ -239,11 +253,12 @@ class CapacityRunner:
             number = len(search.steps) + 1
             if progress.step >= progress.steps:  # a search took more steps than planned
                 progress.extend(self.plan.step_planned_s, 1)
+            search_text = f"search {repeat}/{self.plan.repeats} " if self.plan.repeats > 1 else ""
             progress.begin(
-                f"{stack} · {app.name} · capacity step {number} ({probe.phase}, "
+                f"{stack} · {app.name} · capacity {search_text}step {number} ({probe.phase}, "
                 f"{format_rps(probe.rate_rps)} req/s)"
             )
-            return self._step(stack, app, probe, number)
+            return self._step(stack, app, probe, repeat, number)
 
         def save(step: Step) -> None:
             searches[index] = dataclasses.replace(record, steps=tuple(search.steps))
@@ -255,17 +270,20 @@ class CapacityRunner:
         searches[index] = dataclasses.replace(record, steps=tuple(search.steps), outcome=outcome)
         self.runner.save()
 
-    def _step_dir(self, stack: str, app: App, number: int) -> Path:
-        folder: Path = self.run_plan.out_dir / "logs" / f"capacity-{stack}-{app.name}-{number}"
+    def _step_dir(self, stack: str, app: App, repeat: int, number: int) -> Path:
+        search = f"{stack}-{app.name}" + (f"-search{repeat}" if repeat > 1 else "")
+        folder: Path = self.run_plan.out_dir / "logs" / f"capacity-{search}-{number}"
         return folder
 
-    def _step(self, stack_name: str, app: App, probe: Probe, number: int) -> Observation:
+    def _step(
+        self, stack_name: str, app: App, probe: Probe, repeat: int, number: int
+    ) -> Observation:
         stack = get_stack(stack_name)
         split = self.run_plan.split
         host = self.runner.host
         ctx = stack_context(
             app,
-            run_dir=self._step_dir(stack_name, app, number),
+            run_dir=self._step_dir(stack_name, app, repeat, number),
             server_cpu_count=len(split.server_cpus),
             overrides=self.run_plan.overrides.get(stack_name, {}),
             host=host,
