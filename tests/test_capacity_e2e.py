@@ -108,6 +108,7 @@ def test_repeated_searches_are_recorded_apart_and_their_spread_reported(tmp_path
     assert "bjoern (search 2)" in done.stdout
     if all(s["outcome"]["capacity_rps"] for s in searches):
         assert "**Run-to-run spread.**" in (out / "report.md").read_text()
+        assert "bjoern · seed-flask: 2 searches, median" in done.stdout
     assert not processes_mentioning(str(out))
 
 

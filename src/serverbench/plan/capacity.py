@@ -577,6 +577,12 @@ class CapacityFigure:
         return (max(values) - min(values)) / middle * 100
 
     @property
+    def held_text(self) -> str:
+        """`3 searches`, or `2 of 3 searches held a rate` (the median is of those)."""
+        held, total = len(self.capacities), len(self.records)
+        return f"{total} searches" if held == total else f"{held} of {total} searches held a rate"
+
+    @property
     def limits(self) -> list[Limit]:
         """What limited the searches, each once, in the order first seen."""
         return list(dict.fromkeys(r.outcome.limit for r in self.records if r.outcome))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from serverbench.plan.capacity import (
     LIMIT_NAMES,
+    CapacityFigure,
     CapacityRecord,
     Step,
     capacity_figures,
@@ -200,6 +201,11 @@ def _record_sentence(record: CapacityRecord, records: Sequence[CapacityRecord]) 
     return f"{held}. {verdict}"
 
 
+def _held(figure: CapacityFigure) -> str:
+    held, total = len(figure.capacities), len(figure.records)
+    return str(total) if held == total else f"{total} ({held} held a rate)"
+
+
 def _spread(records: Sequence[CapacityRecord]) -> list[Block]:
     """With several searches per stack: their capacities and spread, the run-to-run figure."""
     figures = [f for f in capacity_figures(records) if f.spread_pct is not None]
@@ -209,7 +215,7 @@ def _spread(records: Sequence[CapacityRecord]) -> list[Block]:
         (
             f.stack,
             f.app,
-            str(len(f.records)),
+            _held(f),
             ", ".join(format_rps(c) for c in f.capacities),
             ("≥ " if f.lower_bound else "") + format_rps(f.capacity_rps or 0.0),
             f"{f.spread_pct:.0f} %",

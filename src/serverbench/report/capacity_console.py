@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serverbench.plan.capacity import LIMIT_NAMES, format_rps
+from serverbench.plan.capacity import LIMIT_NAMES, capacity_figures, format_rps
 from serverbench.report.capacity import (
     capacity_text,
     ranked,
@@ -50,4 +50,12 @@ def capacity_summary(document: ResultsDocument) -> str:
         rows,
         right=(2, 3, 4, 6),
     )
+    spreads = [
+        f"{f.stack} · {f.app}: {f.held_text}, median "
+        f"{format_rps(f.capacity_rps or 0.0)} req/s, range {f.spread_pct:.0f} % of it"
+        for f in capacity_figures(records)
+        if f.spread_pct is not None
+    ]
+    if spreads:
+        table += "\nrun-to-run spread of the searches:\n  " + "\n  ".join(spreads)
     return f"{title}\n{table}"
