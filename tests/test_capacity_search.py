@@ -264,32 +264,6 @@ def test_a_failed_confirmation_backs_off_and_confirms_the_lower_rate_afresh():
     assert outcome.passes_at_capacity == 3
 
 
-def test_each_backoff_is_twice_the_last_so_a_rate_that_holds_every_time_is_reached():
-    class FlakyAbove:
-        """Rates above 1,100 req/s hold the first time and break on every repeat."""
-
-        def __init__(self) -> None:
-            self.seen: dict[float, int] = {}
-
-        def __call__(self, probe: Probe) -> Observation:
-            tries = self.seen[probe.rate_rps] = self.seen.get(probe.rate_rps, 0) + 1
-            broke = probe.rate_rps >= 1600 or (probe.rate_rps > 1100 and tries > 1)
-            return Observation(
-                offered_rps=probe.rate_rps,
-                sent_rps=probe.rate_rps,
-                achieved_rps=probe.rate_rps,
-                latency_percentiles_us={"99": 80_000.0 if broke else 10_000.0},
-                error_rate=0.0,
-            )
-
-    outcome, steps = search(FlakyAbove())  # type: ignore[arg-type]
-    tried = list(dict.fromkeys(s.rate_rps for s in steps if s.phase == "confirm"))
-    # 1562.5, then back-offs of 5, 10 and 20 %
-    assert tried == [1562.5, round(1562.5 * 0.95, 1), 1336.0, round(1336.0 * 0.8, 1)]
-    assert outcome.capacity_rps == round(1336.0 * 0.8, 1)
-    assert outcome.passes_at_capacity == 3
-
-
 def test_a_rate_that_never_confirms_gives_no_capacity_after_the_backoffs():
     class AlwaysFlaky:
         def __init__(self) -> None:

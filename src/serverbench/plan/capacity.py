@@ -10,11 +10,8 @@ judges it and picks the next rate:
 3. bisect: between the highest passing and the lowest failing rate, until they are within
    `precision` (5 %) of each other;
 4. confirm: the highest passing rate is measured `confirmations` more times; every repeat must
-   pass. If one fails, the rate backs off and is confirmed afresh (all `confirmations + 1`
-   times), at most `max_backoffs` times, each back-off twice the last (`precision`, then 2x, 4x,
-   8x: 5, 10, 20, 40 %): a tail-latency SLO near a server's knee breaks now and then at a fixed
-   rate (a VM pause decides a short step's p99), and equal small steps would give up while
-   rates well below the edge hold every time.
+   pass. If one fails, the rate backs off by `precision` and is confirmed afresh (all
+   `confirmations + 1` times), at most `max_backoffs` times.
 
 The next rate depends only on the judgements of the steps so far, so `next_action(settings,
 steps)` replays recorded steps and continues: results can be written after every step, and an
@@ -84,7 +81,7 @@ class SearchSettings:
     growth: float = 2.0
     precision: float = 0.05  # bisect until the bracket is this narrow, relative to its bottom
     confirmations: int = 2  # extra repeats of the final rate, each on a fresh stack
-    max_backoffs: int = 4
+    max_backoffs: int = 3
     min_rps: float = 1.0
     max_rps: float = 100_000.0  # the search's ceiling (--max-rate): it always ends
 
@@ -347,9 +344,9 @@ def _search(
             return low, high, passes
         if backoffs >= settings.max_backoffs:
             return None, low, 0
-        high = low
-        low = _rounded(low * (1 - min(0.5, settings.precision * 2**backoffs)))
         backoffs += 1
+        high = low
+        low = _rounded(low * (1 - settings.precision))
         if low < settings.min_rps:
             return None, high, 0
         passes, needed = 0, settings.confirmations + 1
