@@ -24,7 +24,8 @@ from serverbench.report.textable import render_table
 
 
 def figure_text(figure: CapacityFigure) -> str:
-    """`3,912`, `≥ 6,000`, `3,912 (3,838-3,987, 3 searches)`, `unfinished`, `none held`."""
+    """`3,912`, `≥ 6,000`, `3,912 (3,838-3,987, 3 searches)`, `unfinished`, `none held`;
+    the median and range are of the searches that held a rate."""
     if not figure.finished:
         return "unfinished"
     values, middle = figure.capacities, figure.capacity_rps
@@ -32,10 +33,7 @@ def figure_text(figure: CapacityFigure) -> str:
         return "none held"
     text = ("≥ " if figure.lower_bound else "") + format_rps(middle)
     if len(figure.records) > 1:
-        text += (
-            f" ({format_rps(min(values))}-{format_rps(max(values))}, "
-            f"{len(figure.records)} searches)"
-        )
+        text += f" ({format_rps(min(values))}-{format_rps(max(values))}, {figure.held_text})"
     return text
 
 

@@ -320,6 +320,8 @@ class _Client:
             self.timer.arm_at(max(self.next_s, now + self.tick_s))
         else:
             self.timer.consume()
+            # the schedule is over: no send can be late, so none may hold the pool's growth
+            self.timer_late_s = 0.0
 
     def dispatch_due(self, now: float) -> None:
         t = self.next_s
