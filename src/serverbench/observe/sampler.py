@@ -310,8 +310,6 @@ class Monitor:
             for comp in self._components:
                 held = len(sockets[comp.name] & established)
                 comp.connections_max = max(comp.connections_max, held)
-
-        if sample_connections:
             cost_s = time.thread_time() - cpu_before
             gap_s = max(
                 self._connections_every * self._interval_s, cost_s / self._connections_cpu_budget

@@ -57,9 +57,9 @@ class CapacityDelta:
     @property
     def noise_pct(self) -> float:
         """How far the searches move by themselves: the resolution, or a side's spread."""
-        settings = [r for f in (self.a, self.b) for r in f.records]
+        resolutions = [agreement_pct(r) for f in (self.a, self.b) for r in f.records]
         spreads = [f.spread_pct for f in (self.a, self.b) if f.spread_pct is not None]
-        return max([agreement_pct(r) for r in settings] + spreads)
+        return max(resolutions + spreads)
 
     @property
     def beyond_spread(self) -> bool | None:

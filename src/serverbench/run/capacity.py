@@ -42,7 +42,7 @@ from serverbench.results.aggregate import cells
 from serverbench.results.model import CapacitySection, ResultsDocument
 from serverbench.run.lifecycle import RunningStack, check_usable, running_stack, stack_context
 from serverbench.run.progress import RunProgress
-from serverbench.run.runner import Runner, harness_on, process_tree
+from serverbench.run.runner import Runner, benchmark_pids, harness_on
 from serverbench.stacks import get_stack
 
 # The server's CPU is known for a step only when the sampler saw at least this share of it.
@@ -345,9 +345,7 @@ class CapacityRunner:
                 timer.join()  # a sampler it is starting right now is stopped below
             usage = _stop(monitor)
         try:
-            noise = noise_probe.stop(
-                {*engine_pids, *process_tree(running), *running.component_pids().values()}
-            )
+            noise = noise_probe.stop(benchmark_pids(running, engine_pids))
         except RuntimeError:
             noise = None  # the step ended before the warm-up did
         died = running.exited()

@@ -154,6 +154,12 @@ def process_tree(running: RunningStack) -> dict[int, str]:
     }
 
 
+def benchmark_pids(running: RunningStack, engine_pids: Sequence[int]) -> set[int]:
+    """The measurement's own processes, for a noise window: the load engine's and the
+    stack's (its components and every live descendant); everything else is noise."""
+    return {*engine_pids, *process_tree(running), *running.component_pids().values()}
+
+
 class Runner:
     def __init__(
         self,
@@ -439,11 +445,7 @@ class Runner:
             )
         finally:
             usage = monitors[0].stop() if monitors else None
-        noise = (
-            probe.stop({*engine_pids, *process_tree(running), *running.component_pids().values()})
-            if engine_pids
-            else None
-        )
+        noise = probe.stop(benchmark_pids(running, engine_pids)) if engine_pids else None
         return result, usage, noise
 
     def engine_for(self, request: LoadRequest) -> LoadEngine:

@@ -3,8 +3,9 @@
 Talks to the engine over its standard streams: it reads a length-prefixed pickled
 `WorkerPlan` from stdin, answers `READY` once pinned and its first connections are open,
 reads the start time (a time.monotonic() value, the same clock in every process), runs its
-share of the schedule, and writes a length-prefixed pickled `ProcessPart` to stdout. Tracebacks go to stderr. It dies
-with its parent (PR_SET_PDEATHSIG), so a killed engine leaves no load running.
+share of the schedule, and writes a length-prefixed pickled `ProcessPart` to stdout.
+Tracebacks go to stderr. It dies with its parent (PR_SET_PDEATHSIG), so a killed engine
+leaves no load running.
 """
 
 from __future__ import annotations
