@@ -37,9 +37,19 @@ def test_a_capacity_run_records_every_step_and_leads_the_report(tmp_path: Path):
         assert seen["failure"] is None, seen
         assert seen["server_cpu_utilisation"] is not None
         assert seen["server_cpus_foreign"] is not None  # the window's noise was read
+        # its requests and their histogram, so the confirmed rate's measurements pool
+        assert seen["requests"] > 0
+        assert seen["latency_histogram_hdr"]
         assert (out / "logs" / f"capacity-bjoern-seed-flask-{step['index']}").is_dir()
     outcome = search["outcome"]
     assert outcome["steps"] == len(steps)
+    if outcome["capacity_rps"] is not None:
+        # the capacity is judged on the requests of all its measurements together, and said so
+        assert outcome["pooled"]
+        assert outcome["passes_at_capacity"] == 2
+        assert outcome["latency_at_capacity_us"] <= 50_000
+        assert "the rate, confirmed: held at" in done.stderr
+        assert "(over its 2 measurements, " in done.stderr
     # the progress lines count against a total that grows when a search needs more steps
     counts = [tuple(map(int, m)) for m in re.findall(r"^\[(\d+)/(\d+)\]", done.stderr, re.M)]
     assert counts

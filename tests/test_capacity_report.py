@@ -1,6 +1,8 @@
+from collections.abc import Callable
+
 import pytest
 
-from serverbench.plan.capacity import CapacityRecord, Search
+from serverbench.plan.capacity import CapacityRecord, Observation, Probe, Search
 from serverbench.plan.slo import parse_slo
 from serverbench.report.capacity import (
     capacity_section,
@@ -9,11 +11,13 @@ from serverbench.report.capacity import (
     ranking_table,
     steps_table,
 )
-from serverbench.report.content import Chart, Heading, Paragraph, Table
-from tests.test_capacity_search import ModelServer, settings
+from serverbench.report.content import Bullets, Chart, Heading, Paragraph, Table
+from tests.test_capacity_search import ModelServer, StallsOnce, settings
 
 
-def record(stack: str, model: ModelServer, peak: float | None = None, **changes) -> CapacityRecord:
+def record(
+    stack: str, model: Callable[[Probe], Observation], peak: float | None = None, **changes
+) -> CapacityRecord:
     search = Search(settings(**changes))
     outcome = search.run(model)
     return CapacityRecord(
@@ -43,7 +47,7 @@ def test_ranking_puts_the_highest_capacity_first_and_marks_lower_bounds():
     assert bjoern[7] == "the server's CPU"
     assert not bjoern[3].startswith("≥")
     assert gunicorn[4].endswith("%")  # share of the closed-loop peak
-    assert table.headers[5] == "p99 at capacity (worst repeat)"
+    assert table.headers[5] == "p99 at capacity"
 
 
 def test_an_unfinished_or_empty_search_ranks_last():
@@ -254,3 +258,24 @@ def test_compare_takes_the_median_and_the_searches_spread_as_the_noise():
     text = render_capacity_comparison(compare_capacity(a, b))
     assert "2 searches)" in text
     assert f"no (±{spread:.0f} %)" in text
+
+
+def test_a_pooled_capacity_states_its_requests_together_and_their_percentile():
+    pooled_record = record("bjoern", StallsOnce(1562.5, stall_on=2, stalled_share=0.02), 2000.0)
+    blocks = capacity_section([pooled_record])
+    text = " ".join(b.text for b in blocks if isinstance(b, Paragraph))
+    assert "over all the requests of its measurements at that rate together" in text
+    bullets = " ".join(next(b for b in blocks if isinstance(b, Bullets)).items)
+    assert "over all the requests of its 3 measurements at that rate together" in bullets
+    # the ranking shows the pooled p99 (5 ms), not the paused window's 400 ms
+    assert ranking_table([pooled_record]).rows[0][5] == "5.00 ms"
+    # a search without histograms (every measurement passed on its own) says so
+    plain = " ".join(b.text for b in capacity_section(records()) if isinstance(b, Paragraph))
+    assert "held in every measurement at that rate" in plain
+
+
+def test_the_steps_table_gives_the_confirmed_rate_its_verdict_over_all_its_requests():
+    table = steps_table(record("bjoern", StallsOnce(1562.5, stall_on=2, stalled_share=0.02)))
+    verdicts = [row[-1] for row in table.rows]
+    assert verdicts[-2] == "broke: latency"  # the window the pause spoiled
+    assert verdicts[-1] == "held; the rate over its measurements together: held"

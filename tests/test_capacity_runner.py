@@ -103,6 +103,10 @@ def test_an_open_loop_result_becomes_the_observation_the_search_judges():
     assert seen.generator_cpu_utilisation == pytest.approx(0.3)
     assert seen.generator_lag_p99_us == 400.0
     assert seen.server_cpu_saturated
+    # its requests and their histogram, so that measurements at one rate pool
+    assert seen.requests == 1000
+    assert seen.latency_histogram_hdr == result().latency_histogram_hdr
+    assert seen.poolable
 
 
 def test_a_percentile_the_engine_does_not_report_comes_from_its_histogram():
@@ -125,6 +129,7 @@ def test_no_good_response_no_percentile_and_everything_failed():
         parse_slo("p99=50ms"),
     )
     assert seen.latency_percentiles_us == {}
+    assert not seen.poolable  # it fails on its own, never outweighed by others
     assert seen.error_rate == 1.0
 
 

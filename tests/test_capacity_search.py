@@ -3,6 +3,7 @@
 growing without bound over the step once lambda passes mu; optional noise on mu per step, a
 load generator with its own ceiling, error and failure thresholds."""
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from serverbench.errors import ResultsError
+from serverbench.load.histogram import encoded, new_histogram, percentiles_from_hdr
 from serverbench.plan.capacity import (
     Observation,
     Outcome,
@@ -19,7 +21,9 @@ from serverbench.plan.capacity import (
     SearchSettings,
     Step,
     judge,
+    judge_rate,
     next_action,
+    pooled,
 )
 from serverbench.plan.slo import parse_slo
 
@@ -498,3 +502,117 @@ def test_a_step_the_generator_spoiled_once_is_measured_again():
     assert steps[1].judgement.passed
     assert outcome.capacity_rps == clean.capacity_rps
     assert outcome.limit == "server_cpu"
+
+
+def measured(rate: float, latencies_us: dict[float, int], **changes: Any) -> Observation:
+    """An observation of `rate` whose requests took the given latencies (us -> count), with
+    their histogram, so it pools."""
+    hist = new_histogram()
+    for value, count in latencies_us.items():
+        hist.record_value(value, count)
+    blob = encoded(hist)
+    fields: dict[str, Any] = {
+        "offered_rps": rate,
+        "sent_rps": rate,
+        "achieved_rps": rate,
+        "latency_percentiles_us": percentiles_from_hdr(blob, (50, 99)),
+        "error_rate": 0.0,
+        "requests": sum(latencies_us.values()),
+        "latency_histogram_hdr": blob,
+    }
+    return Observation(**{**fields, **changes})
+
+
+def test_pooled_measurements_are_every_request_together():
+    quick = measured(1000.0, {5_000: 1000})
+    stalled = measured(1000.0, {5_000: 980, 500_000: 20}, error_rate=0.002)  # p99 500 ms
+    together = pooled([quick, stalled, quick])
+    assert together is not None
+    assert together.requests == 3000
+    # 20 slow of 3,000 is 0.67 %: the p99 of all the requests is the quick one
+    assert together.latency_percentiles_us["99"] == pytest.approx(5_000, rel=0.001)
+    assert together.error_rate == pytest.approx(0.002 / 3)  # 2 of 3,000: within the budget
+    assert judge(settings(), stalled).passed is False
+    assert judge_rate(settings(), [quick, stalled, quick]).passed
+    assert "over its 3 measurements, 3,000 requests together" in (
+        judge_rate(settings(), [quick, stalled, quick]).text
+    )
+    # a failed stack or a measurement without a histogram does not pool
+    assert pooled([quick, measured(1000.0, {5_000: 10}, failure="died")]) is None
+    assert pooled([quick, dataclasses.replace(quick, latency_histogram_hdr=None)]) is None
+
+
+class StallsOnce:
+    """A server that holds every rate below `edge` with p99 5 ms, except that one measurement
+    (the `stall_on`-th at `stall_rate`) catches a pause delaying `stalled_share` of its
+    requests by 400 ms; everything above `edge` is slow throughout."""
+
+    def __init__(self, stall_rate: float, stall_on: int, stalled_share: float) -> None:
+        self.edge = 1600.0
+        self.stall_rate, self.stall_on, self.stalled_share = stall_rate, stall_on, stalled_share
+        self.tries = 0
+
+    def __call__(self, probe: Probe) -> Observation:
+        rate, requests = probe.rate_rps, 1000
+        if rate > self.edge:
+            return measured(rate, {400_000: requests})
+        if rate == self.stall_rate:
+            self.tries += 1
+            if self.tries == self.stall_on:
+                slow = round(requests * self.stalled_share)
+                return measured(rate, {5_000: requests - slow, 400_000: slow})
+        return measured(rate, {5_000: requests})
+
+
+def test_one_paused_window_does_not_fail_a_rate_all_of_whose_requests_held():
+    # 250 500 1000 2000x 1500 1750x 1625x 1562.5, then two confirmations of 1562.5: the first
+    # caught a pause delaying 2 % of its requests (its own p99 400 ms)
+    server = StallsOnce(stall_rate=1562.5, stall_on=2, stalled_share=0.02)
+    outcome, steps = search(server)  # type: ignore[arg-type]
+    confirms = [(s.rate_rps, s.judgement.passed) for s in steps if s.phase == "confirm"]
+    assert confirms == [(1562.5, False), (1562.5, True)]
+    assert outcome.capacity_rps == 1562.5
+    assert outcome.pooled
+    assert outcome.passes_at_capacity == 3
+    # 20 slow requests of 3,000: the p99 of the rate is the quick one
+    assert outcome.latency_at_capacity_us == pytest.approx(5_000, rel=0.001)
+
+
+def test_a_rate_whose_requests_together_break_the_slo_backs_off():
+    # the pause delayed 5 % of one window: 50 of 3,000 requests, 1.7 %, past the p99
+    server = StallsOnce(stall_rate=1562.5, stall_on=2, stalled_share=0.05)
+    outcome, steps = search(server)  # type: ignore[arg-type]
+    backed = round(1562.5 * 0.95, 1)
+    confirms = [s.rate_rps for s in steps if s.phase == "confirm"]
+    assert confirms == [1562.5, 1562.5, backed, backed, backed]
+    assert outcome.capacity_rps == backed
+    assert outcome.lowest_failing_rps == 1562.5
+    assert outcome.pooled
+    assert outcome.passes_at_capacity == 3
+
+
+def test_a_stack_failure_in_a_confirmation_fails_the_rate_at_once():
+    class DiesOnce:
+        def __init__(self) -> None:
+            self.server = StallsOnce(stall_rate=0.0, stall_on=0, stalled_share=0.0)
+            self.tries = 0
+
+        def __call__(self, probe: Probe) -> Observation:
+            if probe.rate_rps == 1562.5:
+                self.tries += 1
+                if self.tries == 2:
+                    return measured(1562.5, {5_000: 1000}, failure="died during the step")
+            return self.server(probe)
+
+    outcome, steps = search(DiesOnce(), confirmations=3)  # type: ignore[arg-type]
+    confirms = [s.rate_rps for s in steps if s.phase == "confirm"]
+    backed = round(1562.5 * 0.95, 1)
+    # the failure ends 1562.5's confirmation after one step, not three
+    assert confirms == [1562.5] + [backed] * 4
+    assert outcome.capacity_rps == backed
+
+
+def test_a_pooled_search_replays_to_its_outcome():
+    server = StallsOnce(stall_rate=1562.5, stall_on=2, stalled_share=0.02)
+    outcome, steps = search(server)  # type: ignore[arg-type]
+    assert next_action(settings(), steps) == outcome

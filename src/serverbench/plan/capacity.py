@@ -9,9 +9,13 @@ judges it and picks the next rate:
 2. down: if the very first rate fails, divide by `growth` until one passes (or `min_rps`);
 3. bisect: between the highest passing and the lowest failing rate, until they are within
    `precision` (5 %) of each other;
-4. confirm: the highest passing rate is measured `confirmations` more times; every repeat must
-   pass. If one fails, the rate backs off by `precision` and is confirmed afresh (all
-   `confirmations + 1` times), at most `max_backoffs` times.
+4. confirm: the highest passing rate is measured `confirmations` more times and judged on all
+   its measurements together: their latency histograms merged, their errors summed, so the
+   SLO's percentile is that of every request offered at the rate, not of one short window
+   that a single VM pause can spoil. If the rate fails, it backs off by `precision` and is
+   confirmed afresh (`confirmations + 1` measurements), at most `max_backoffs` times. A stack
+   failure, a generator that failed, or measurements without histograms (files from before
+   pooling) are not pooled: then every measurement must pass on its own.
 
 The next rate depends only on the judgements of the steps so far, so `next_action(settings,
 steps)` replays recorded steps and continues: results can be written after every step, and an
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from serverbench.errors import ResultsError
+from serverbench.load.histogram import merge_histograms, percentiles_from_hdr
 from serverbench.plan.slo import Slo, format_latency_us, format_limit_us
 
 Phase = Literal["coarse", "down", "bisect", "confirm"]
@@ -112,6 +117,18 @@ class Observation:
     generator_behind: str | None = None  # the engine's own note that it ran late, and why
     generator_failure: str | None = None  # the generator itself failed or overran
     failure: str | None = None  # the stack failed (died, unresponsive, wrong answer)
+    requests: int | None = None  # requests due in the measured window
+    latency_histogram_hdr: str | None = None  # their latencies, base64 HdrHistogram
+
+    @property
+    def poolable(self) -> bool:
+        """Whether its requests can join other measurements' at the same rate."""
+        return (
+            self.failure is None
+            and self.generator_failure is None
+            and bool(self.requests)
+            and self.latency_histogram_hdr is not None
+        )
 
     @property
     def server_cpu_saturated(self) -> bool:
@@ -239,6 +256,55 @@ def judge(settings: SearchSettings, seen: Observation) -> Judgement:
     )
 
 
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.fmean(known) if known else None
+
+
+def pooled(seen: Sequence[Observation]) -> Observation | None:
+    """Several measurements at one rate as one: every request of them together (histograms
+    merged exactly, errors summed), rates and CPU shares averaged, the generator's worst lag.
+    None when one of them cannot be pooled (see `Observation.poolable`)."""
+    if not seen or not all(s.poolable for s in seen):
+        return None
+    counts = [s.requests or 0 for s in seen]
+    blob = merge_histograms([s.latency_histogram_hdr or "" for s in seen])
+    keys = dict.fromkeys(k for s in seen for k in s.latency_percentiles_us)
+    lags = [s.generator_lag_p99_us for s in seen if s.generator_lag_p99_us is not None]
+    return Observation(
+        offered_rps=seen[0].offered_rps,
+        sent_rps=_mean([s.sent_rps for s in seen]),
+        achieved_rps=statistics.fmean(s.achieved_rps for s in seen),
+        latency_percentiles_us=percentiles_from_hdr(blob, [float(k) for k in keys]) if blob else {},
+        error_rate=sum(s.error_rate * n for s, n in zip(seen, counts, strict=True)) / sum(counts),
+        server_cpu_utilisation=_mean([s.server_cpu_utilisation for s in seen]),
+        server_busiest_process_cpu=_mean([s.server_busiest_process_cpu for s in seen]),
+        server_cpus_busy=_mean([s.server_cpus_busy for s in seen]),
+        server_cpus_foreign=_mean([s.server_cpus_foreign for s in seen]),
+        generator_cpu_utilisation=_mean([s.generator_cpu_utilisation for s in seen]),
+        generator_lag_p99_us=max(lags) if lags else None,
+        generator_behind=next((s.generator_behind for s in seen if s.generator_behind), None),
+        requests=sum(counts),
+        latency_histogram_hdr=blob,
+    )
+
+
+def judge_rate(settings: SearchSettings, seen: Sequence[Observation]) -> Judgement:
+    """Whether a rate held over all its measurements: judged on their requests together when
+    they pool, else each must pass (the first failure is the verdict)."""
+    together = pooled(seen) if len(seen) > 1 else None
+    if together is None:
+        verdicts = [judge(settings, s) for s in seen]
+        return next((v for v in verdicts if not v.passed), verdicts[-1])
+    verdict = judge(settings, together)
+    return Judgement(
+        passed=verdict.passed,
+        reasons=verdict.reasons,
+        text=f"{verdict.text} (over its {len(seen)} measurements, "
+        f"{together.requests or 0:,} requests together)",
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Probe:
     """The next step to measure."""
@@ -265,7 +331,10 @@ class Outcome:
     capacity_rps: float | None  # None: not even min_rps held
     lower_bound: bool  # the true capacity may be higher (the generator or the ceiling stopped it)
     lowest_failing_rps: float | None  # the bracket's top: the true edge lies below it
-    passes_at_capacity: int  # every measurement at capacity_rps passed; this many were made
+    passes_at_capacity: int  # measurements at capacity_rps: each passed, or `pooled`, together
+    pooled: bool = False  # judged on all their requests together (see `judge_rate`)
+    # the SLO's percentile at capacity_rps: over its pooled requests, else the worst measurement
+    latency_at_capacity_us: float | None = None
     limit: Limit
     limit_text: str  # what was seen, with numbers
     steps: int
@@ -283,78 +352,102 @@ def _rounded(rate: float) -> float:
     return round(rate, 1)
 
 
-def _measured(probe: Probe) -> Generator[Probe, Judgement, Judgement]:
-    """One step's judgement. A step the load generator spoiled says nothing about the server
-    (a stall of the generator alone can push a tail past any SLO), so it is measured again, up
-    to GENERATOR_RETRIES more times; only a generator that fails every time is the limit."""
+def _measured(
+    settings: SearchSettings, probe: Probe
+) -> Generator[Probe, Observation, tuple[Observation, Judgement]]:
+    """One step and its judgement. A step the load generator spoiled says nothing about the
+    server (a stall of the generator alone can push a tail past any SLO), so it is measured
+    again, up to GENERATOR_RETRIES more times; only a generator that fails every time is the
+    limit."""
     for _ in range(GENERATOR_RETRIES):
-        verdict = yield probe
+        seen = yield probe
+        verdict = judge(settings, seen)
         if "generator" not in verdict.reasons:
-            return verdict
-    return (yield probe)
+            return seen, verdict
+    seen = yield probe
+    return seen, judge(settings, seen)
+
+
+# what the search coroutine returns: the capacity, the lowest failing rate, the measurements
+# at the capacity
+Found = tuple[float | None, float | None, list[Observation]]
 
 
 def _search(
-    settings: SearchSettings,
-) -> Generator[Probe, Judgement, tuple[float | None, float | None, int]]:
-    """The search as a coroutine: yields probes, receives judgements, returns
-    (capacity, lowest failing rate, passes at capacity)."""
+    settings: SearchSettings, rates: list[Judgement]
+) -> Generator[Probe, Observation, Found]:
+    """The search as a coroutine: yields probes, receives what each measured, and appends to
+    `rates` the verdict on each confirmed rate, over all its measurements, as it is reached."""
     ceiling = _rounded(settings.max_rps)
     rate = _rounded(settings.start_rps)
     low: float | None = None
     high: float | None = None
+    at_low: list[Observation] = []  # the measurements at `low`
     while True:
-        verdict = yield from _measured(Probe(rate_rps=rate, phase="coarse"))
+        seen, verdict = yield from _measured(settings, Probe(rate_rps=rate, phase="coarse"))
         if not verdict.passed:
             high = rate
             break
-        low = rate
+        low, at_low = rate, [seen]
         if rate >= ceiling:
-            return low, None, 1
+            return low, None, at_low
         rate = min(_rounded(rate * settings.growth), ceiling)
     while low is None:
         rate = _rounded(rate / settings.growth)
         if rate < settings.min_rps:
-            return None, high, 0
-        verdict = yield from _measured(Probe(rate_rps=rate, phase="down"))
+            return None, high, []
+        seen, verdict = yield from _measured(settings, Probe(rate_rps=rate, phase="down"))
         if verdict.passed:
-            low = rate
+            low, at_low = rate, [seen]
         else:
             high = rate
     while high / low - 1 > settings.precision:
         middle = _rounded((low + high) / 2)
         if middle in (low, high):
             break
-        verdict = yield from _measured(Probe(rate_rps=middle, phase="bisect"))
+        seen, verdict = yield from _measured(settings, Probe(rate_rps=middle, phase="bisect"))
         if verdict.passed:
-            low = middle
+            low, at_low = middle, [seen]
         else:
             high = middle
-    passes, needed = 1, settings.confirmations
+    needed = settings.confirmations
     backoffs = 0
     while True:
-        held = True
         for _ in range(needed):
-            verdict = yield from _measured(Probe(rate_rps=low, phase="confirm"))
-            if not verdict.passed:
-                held = False
-                break
-            passes += 1
-        if held:
-            return low, high, passes
+            seen, verdict = yield from _measured(settings, Probe(rate_rps=low, phase="confirm"))
+            at_low.append(seen)
+            if not verdict.passed and not seen.poolable:
+                break  # a failed stack or generator is not outweighed by other measurements
+        rates.append(judge_rate(settings, at_low))
+        if rates[-1].passed:
+            return low, high, at_low
         if backoffs >= settings.max_backoffs:
-            return None, low, 0
+            return None, low, []
         backoffs += 1
         high = low
         low = _rounded(low * (1 - settings.precision))
         if low < settings.min_rps:
-            return None, high, 0
-        passes, needed = 0, settings.confirmations + 1
+            return None, high, []
+        at_low, needed = [], settings.confirmations + 1
 
 
 def next_action(settings: SearchSettings, steps: Sequence[Step]) -> Probe | Outcome:
     """The next probe after the recorded steps, or the outcome when the search is over."""
-    search = _search(settings)
+    return _replay(settings, steps)[0]
+
+
+def rate_verdicts(settings: SearchSettings, steps: Sequence[Step]) -> dict[int, Judgement]:
+    """By the index of the step that completed it: each confirmed rate's verdict over all its
+    measurements (what decided the rate, where a single step's verdict may differ)."""
+    return _replay(settings, steps)[1]
+
+
+def _replay(
+    settings: SearchSettings, steps: Sequence[Step]
+) -> tuple[Probe | Outcome, dict[int, Judgement]]:
+    rates: list[Judgement] = []
+    verdicts: dict[int, Judgement] = {}
+    search = _search(settings, rates)
     try:
         probe = next(search)
         for step in steps:
@@ -364,11 +457,26 @@ def next_action(settings: SearchSettings, steps: Sequence[Step]) -> Probe | Outc
                     f"search asks for {probe.rate_rps:g}; the results file was written with other "
                     "search settings: start a new capacity run instead of resuming this one"
                 )
-            probe = search.send(judge(settings, step.observation))
-        return probe
+            known = len(rates)
+            try:
+                probe = search.send(step.observation)
+            finally:
+                if len(rates) > known:
+                    verdicts[step.index] = rates[-1]
+        return probe, verdicts
     except StopIteration as stop:
-        capacity, failing, passes = stop.value
-        return _outcome(settings, steps, capacity, failing, passes)
+        capacity, failing, at_capacity = stop.value
+        return _outcome(settings, steps, capacity, failing, at_capacity), verdicts
+
+
+def _at_capacity_latency(settings: SearchSettings, seen: Sequence[Observation]) -> float | None:
+    together = pooled(seen) if len(seen) > 1 else None
+    values = [
+        s.latency_percentiles_us[settings.slo.key]
+        for s in ([together] if together else seen)
+        if settings.slo.key in s.latency_percentiles_us
+    ]
+    return max(values) if values else None
 
 
 def _outcome(
@@ -376,8 +484,10 @@ def _outcome(
     steps: Sequence[Step],
     capacity: float | None,
     failing: float | None,
-    passes: int,
+    at_capacity: Sequence[Observation],
 ) -> Outcome:
+    together = len(at_capacity) > 1 and pooled(at_capacity) is not None
+    latency = _at_capacity_latency(settings, at_capacity)
     judged = [(step, judge(settings, step.observation)) for step in steps]
     failed = [(s, j) for s, j in judged if not j.passed]
     if failing is None or not failed:
@@ -385,10 +495,12 @@ def _outcome(
             capacity_rps=capacity,
             lower_bound=True,
             lowest_failing_rps=None,
-            passes_at_capacity=passes,
             limit="search_ceiling",
             limit_text=f"no rate failed up to the search's ceiling of "
             f"{format_rps(settings.max_rps)} req/s; the capacity is at least that",
+            passes_at_capacity=len(at_capacity),
+            pooled=together,
+            latency_at_capacity_us=latency,
             steps=len(steps),
         )
     # what broke at the edge: the search's lowest failing rate (a rate that failed once and
@@ -411,9 +523,11 @@ def _outcome(
         capacity_rps=capacity,
         lower_bound=limit == "generator",
         lowest_failing_rps=failing,
-        passes_at_capacity=passes,
         limit=limit,
         limit_text=text,
+        passes_at_capacity=len(at_capacity),
+        pooled=together,
+        latency_at_capacity_us=latency,
         steps=len(steps),
     )
 

@@ -15,9 +15,11 @@ from serverbench.plan.capacity import (
     LIMIT_NAMES,
     CapacityFigure,
     CapacityRecord,
+    Judgement,
     Step,
     capacity_figures,
     format_rps,
+    rate_verdicts,
 )
 from serverbench.report.blocks import (
     Block,
@@ -72,7 +74,11 @@ def _at_capacity(record: CapacityRecord) -> list[Step]:
     return [s for s in record.steps if s.rate_rps == outcome.capacity_rps]
 
 
-def worst_latency_at_capacity(record: CapacityRecord) -> float | None:
+def latency_at_capacity(record: CapacityRecord) -> float | None:
+    """The SLO's percentile at the capacity: over all its measurements' requests together
+    (what the search judged), or, in files from before pooling, the worst measurement's."""
+    if record.outcome is not None and record.outcome.latency_at_capacity_us is not None:
+        return record.outcome.latency_at_capacity_us
     key = record.settings.slo.key
     values = [
         s.observation.latency_percentiles_us[key]
@@ -101,7 +107,7 @@ def ranking_table(records: Sequence[CapacityRecord]) -> Table:
                 record.app,
                 capacity_text(record),
                 _share(outcome.capacity_rps if outcome else None, record.peak_rps),
-                _latency(worst_latency_at_capacity(record)),
+                _latency(latency_at_capacity(record)),
                 format_rps(outcome.lowest_failing_rps)
                 if outcome and outcome.lowest_failing_rps
                 else "-",
@@ -117,7 +123,7 @@ def ranking_table(records: Sequence[CapacityRecord]) -> Table:
             "app",
             "capacity req/s",
             "of closed-loop peak",
-            f"p{key} at capacity (worst repeat)",
+            f"p{key} at capacity",
             "lowest failing req/s",
             "limited by",
             "steps",
@@ -127,8 +133,13 @@ def ranking_table(records: Sequence[CapacityRecord]) -> Table:
     )
 
 
+def _verdict(judgement: Judgement) -> str:
+    return "held" if judgement.passed else "broke: " + ", ".join(judgement.reasons)
+
+
 def steps_table(record: CapacityRecord) -> Table:
     rows = []
+    rates = rate_verdicts(record.settings, record.steps)
     for step in record.steps:
         seen = step.observation
         p = seen.latency_percentiles_us
@@ -151,10 +162,11 @@ def steps_table(record: CapacityRecord) -> Table:
                     else ""
                 ),
                 "-" if generator is None else f"{generator * 100:.0f} %",
-                (
-                    "held"
-                    if step.judgement.passed
-                    else "broke: " + ", ".join(step.judgement.reasons)
+                _verdict(step.judgement)
+                + (
+                    f"; the rate over its measurements together: {_verdict(rates[step.index])}"
+                    if step.index in rates
+                    else ""
                 ),
             )
         )
@@ -184,9 +196,11 @@ def _record_sentence(record: CapacityRecord, records: Sequence[CapacityRecord]) 
         return f"{name}: the search was interrupted after {len(record.steps)} step(s); resume it."
     if outcome.capacity_rps is None:
         return f"{name}: no rate held. {outcome.limit_text}."
-    held = (
-        f"{name} held **{capacity_text(record)} req/s** in all {outcome.passes_at_capacity} "
-        "measurement(s) at that rate"
+    held = f"{name} held **{capacity_text(record)} req/s** " + (
+        f"over all the requests of its {outcome.passes_at_capacity} measurements at that rate "
+        "together"
+        if outcome.pooled
+        else f"in all {outcome.passes_at_capacity} measurement(s) at that rate"
     )
     if outcome.lowest_failing_rps is not None:
         held += f"; {format_rps(outcome.lowest_failing_rps)} req/s did not"
@@ -258,6 +272,25 @@ def _contention(records: Sequence[CapacityRecord]) -> list[Block]:
     ]
 
 
+def _held_rule(records: Sequence[CapacityRecord]) -> str:
+    """How a figure was judged to hold: on its measurements' requests together, or (files from
+    before pooling) in every measurement."""
+    confirmations = records[0].settings.confirmations
+    measurements = (
+        f"the search's step plus {confirmations} confirmation(s), each on a fresh, verified, "
+        "warmed stack"
+    )
+    if any(r.outcome is not None and r.outcome.pooled for r in records):
+        return (
+            f"Each figure held over all the requests of its measurements at that rate together "
+            f"({measurements}): their latency histograms merged and their errors summed, so the "
+            "SLO's percentile is that of every request offered at the rate, not of one short "
+            "window that a pause of the machine can spoil, and the table's latency at capacity "
+            "is that pooled figure"
+        )
+    return f"Each figure held in every measurement at that rate ({measurements})"
+
+
 def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
     if not records:
         return []
@@ -274,10 +307,8 @@ def capacity_section(records: Sequence[CapacityRecord]) -> list[Block]:
         ),
         ranking_table(records),
         Paragraph(
-            text=f"Each figure held in every measurement at that rate (the search's step plus "
-            f"{settings.confirmations} confirmation(s), each on a fresh, verified, warmed "
-            f"stack); the true edge lies between it and the lowest failing rate, at most "
-            f"{settings.precision * 100:g} % above. The search resolves capacity to "
+            text=f"{_held_rule(records)}; the true edge lies between it and the lowest failing "
+            f"rate, at most {settings.precision * 100:g} % above. The search resolves capacity to "
             f"±{agreement_pct(records[0]):g} %; that is not the stack's run-to-run spread, "
             "which one search cannot measure: a stack whose throughput varies between runs "
             "moves its capacity as much. `--repeats N` searches each stack N times and states "
@@ -316,8 +347,9 @@ def loop_methodology(records: Sequence[CapacityRecord]) -> list[str]:
             f"Capacity search: coarse steps x{s.growth:g} up from {format_rps(s.start_rps)} "
             f"req/s (or down, if that already fails), then bisection until the highest holding "
             f"and the lowest failing rate are within {s.precision * 100:g} %, then "
-            f"{s.confirmations} confirmation(s) of the final rate, backing off "
-            f"{s.precision * 100:g} % when one fails. Every step starts a fresh stack, "
+            f"{s.confirmations} confirmation(s) of the final rate, judged on all their "
+            f"requests together, backing off {s.precision * 100:g} % when those break the SLO "
+            "or the budget (a stack failure fails the rate at once). Every step starts a fresh stack, "
             "verifies it, warms it up at the step's rate and measures; every step is recorded. "
             "The limiting factor is read from the lowest failing rate: the load generator "
             f"(its CPU or its send rate fell behind), a stack failure, the server's CPU "

@@ -5,9 +5,9 @@ from __future__ import annotations
 from serverbench.plan.capacity import LIMIT_NAMES, capacity_figures, format_rps
 from serverbench.report.capacity import (
     capacity_text,
+    latency_at_capacity,
     ranked,
     search_name,
-    worst_latency_at_capacity,
 )
 from serverbench.report.numbers import format_us
 from serverbench.report.textable import render_table
@@ -28,7 +28,7 @@ def capacity_summary(document: ResultsDocument) -> str:
                 record.app,
                 capacity_text(record),
                 format_rps(record.peak_rps) if record.peak_rps else "-",
-                format_us(worst_latency_at_capacity(record)),
+                format_us(latency_at_capacity(record)),
                 LIMIT_NAMES[outcome.limit] if outcome else "-",
                 str(len(record.steps)),
             ]

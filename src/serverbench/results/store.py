@@ -27,7 +27,10 @@ Format history (SCHEMA_VERSION):
         came from: a flag, the project file's `slo`, or the default), absent in earlier files;
         a step observation's `server_cpus_foreign` (the share of the server's CPUs processes
         outside the benchmark took; in earlier files none, so no step reads as contended);
-        the plan's `repeats` and a search's `repeat` (`capacity --repeats`; earlier: 1).
+        the plan's `repeats` and a search's `repeat` (`capacity --repeats`; earlier: 1); a step
+        observation's `requests` and `latency_histogram_hdr`, an outcome's `pooled` and
+        `latency_at_capacity_us` (a confirmed rate judged on all its measurements' requests
+        together; earlier files have none, so their rates replay as each-must-pass).
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

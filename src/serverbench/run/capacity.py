@@ -34,6 +34,7 @@ from serverbench.plan.capacity import (
     Search,
     Step,
     format_rps,
+    rate_verdicts,
 )
 from serverbench.plan.model import Job, RunPlan
 from serverbench.plan.profiles import Profile
@@ -139,6 +140,8 @@ def observation_from(
         generator_cpu_utilisation=sum(generator) / len(generator) if generator else None,
         generator_lag_p99_us=result.send_lag_us.p99_us if result.send_lag_us else None,
         generator_behind=result.generator_behind_reason,
+        requests=result.scheduled,
+        latency_histogram_hdr=result.latency_histogram_hdr if result.latency_us else None,
     )
 
 
@@ -264,6 +267,9 @@ class CapacityRunner:
             searches[index] = dataclasses.replace(record, steps=tuple(search.steps))
             self.runner.save()
             progress.note(f"  step {step.index}: {step.judgement.text}")
+            rate = rate_verdicts(record.settings, search.steps).get(step.index)
+            if rate is not None:
+                progress.note(f"  the rate, confirmed: {rate.text}")
             progress.finish(self.plan.step_planned_s)
 
         outcome = search.run(measure, on_step=save)
