@@ -250,22 +250,52 @@ class FlakyAt:
         return seen
 
 
-def test_a_failed_confirmation_backs_off_and_confirms_the_lower_rate_afresh():
-    # 250 500 1000 2000x 1500 1750x 1625x 1562.5 then confirm 1562.5: its second try fails
+def test_a_failed_confirmation_goes_back_to_the_highest_rate_below_that_held():
+    # 250 500 1000 2000x 1500 1750x 1625x 1562.5 then confirm 1562.5: its second try fails;
+    # 1500 held its bisection step and lies within 5 % below: it is confirmed next
     flaky = FlakyAt(edge=1600.0, flaky_rate=1562.5, fail_tries={3})
     outcome, steps = search(flaky)  # type: ignore[arg-type]
     confirms = [(s.rate_rps, s.judgement.passed) for s in steps if s.phase == "confirm"]
-    backed = round(1562.5 * 0.95, 1)
-    assert confirms == [
-        (1562.5, True),
-        (1562.5, False),
-        (backed, True),
-        (backed, True),
-        (backed, True),
-    ]
-    assert outcome.capacity_rps == backed
+    assert confirms == [(1562.5, True), (1562.5, False), (1500.0, True), (1500.0, True)]
+    assert outcome.capacity_rps == 1500.0
     assert outcome.lowest_failing_rps == 1562.5
-    assert outcome.passes_at_capacity == 3
+    assert outcome.passes_at_capacity == 3  # its bisection step and two confirmations
+
+
+def test_a_failed_confirmation_with_no_held_rate_below_backs_off():
+    # every rate from 250 fails but 125 (down), whose confirmation fails: nothing held below
+    class OnlyOnce:
+        def __init__(self) -> None:
+            self.tries = 0
+
+        def __call__(self, probe: Probe) -> Observation:
+            self.tries += probe.rate_rps == 125.0
+            held = probe.rate_rps <= 120 or (probe.rate_rps == 125.0 and self.tries == 1)
+            return Observation(
+                offered_rps=probe.rate_rps,
+                sent_rps=probe.rate_rps,
+                achieved_rps=probe.rate_rps,
+                latency_percentiles_us={"99": 10_000.0 if held else 80_000.0},
+                error_rate=0.0,
+            )
+
+    outcome, steps = search(OnlyOnce())  # type: ignore[arg-type]
+    backed = round(125.0 * 0.95, 1)
+    assert [s.rate_rps for s in steps if s.phase == "confirm"] == [125.0] + [backed] * 3
+    assert outcome.capacity_rps == backed
+
+
+def test_a_lucky_step_far_above_the_edge_costs_steps_not_the_answer():
+    # the edge is 1000 req/s, but 1500's one bisection step held (a fast spell of the machine):
+    # its confirmation fails and the search bisects again from 1000, the highest rate below
+    # that held; 5 % back-offs from 1500 would have ended with no rate held
+    flaky = FlakyAt(edge=1000.0, flaky_rate=1500.0, fail_tries={2, 3})
+    outcome, steps = search(flaky)  # type: ignore[arg-type]
+    assert outcome.capacity_rps is not None
+    assert 1000.0 / 1.05 <= outcome.capacity_rps <= 1000.0
+    assert outcome.lowest_failing_rps is not None
+    assert outcome.lowest_failing_rps <= 1000.0 * 1.05
+    assert ("bisect", 1250.0) in [(s.phase, s.rate_rps) for s in steps]
 
 
 def test_a_rate_that_never_confirms_gives_no_capacity_after_the_backoffs():
@@ -287,9 +317,9 @@ def test_a_rate_that_never_confirms_gives_no_capacity_after_the_backoffs():
     outcome, steps = search(AlwaysFlaky(), max_backoffs=2)  # type: ignore[arg-type]
     assert outcome.capacity_rps is None
     assert "did not hold reliably" in outcome.limit_text
-    # 1562.5 fails its first confirmation, then each back-off passes once and fails once
+    # every rate passes its first step and fails its confirmation: three failed confirmations
     confirms = [s for s in steps if s.phase == "confirm"]
-    assert [c.judgement.passed for c in confirms] == [False, True, False, True, False]
+    assert [c.judgement.passed for c in confirms] == [False, False, False]
 
 
 def test_an_interrupted_search_resumes_from_its_recorded_steps():
@@ -582,10 +612,9 @@ def test_a_rate_whose_requests_together_break_the_slo_backs_off():
     # the pause delayed 5 % of one window: 50 of 3,000 requests, 1.7 %, past the p99
     server = StallsOnce(stall_rate=1562.5, stall_on=2, stalled_share=0.05)
     outcome, steps = search(server)  # type: ignore[arg-type]
-    backed = round(1562.5 * 0.95, 1)
     confirms = [s.rate_rps for s in steps if s.phase == "confirm"]
-    assert confirms == [1562.5, 1562.5, backed, backed, backed]
-    assert outcome.capacity_rps == backed
+    assert confirms == [1562.5, 1562.5, 1500.0, 1500.0]
+    assert outcome.capacity_rps == 1500.0
     assert outcome.lowest_failing_rps == 1562.5
     assert outcome.pooled
     assert outcome.passes_at_capacity == 3
@@ -606,10 +635,9 @@ def test_a_stack_failure_in_a_confirmation_fails_the_rate_at_once():
 
     outcome, steps = search(DiesOnce(), confirmations=3)  # type: ignore[arg-type]
     confirms = [s.rate_rps for s in steps if s.phase == "confirm"]
-    backed = round(1562.5 * 0.95, 1)
     # the failure ends 1562.5's confirmation after one step, not three
-    assert confirms == [1562.5] + [backed] * 4
-    assert outcome.capacity_rps == backed
+    assert confirms == [1562.5] + [1500.0] * 3
+    assert outcome.capacity_rps == 1500.0
 
 
 def test_a_pooled_search_replays_to_its_outcome():

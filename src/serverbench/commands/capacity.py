@@ -84,7 +84,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=2,
         metavar="N",
-        help="extra measurements of the final rate, each on a fresh stack (default 2)",
+        help="extra measurements of the final rate, each on a fresh stack; the rate is judged "
+        "on all their requests together (default 2)",
     )
     parser.add_argument(
         "--repeats",

@@ -12,10 +12,13 @@ judges it and picks the next rate:
 4. confirm: the highest passing rate is measured `confirmations` more times and judged on all
    its measurements together: their latency histograms merged, their errors summed, so the
    SLO's percentile is that of every request offered at the rate, not of one short window
-   that a single VM pause can spoil. If the rate fails, it backs off by `precision` and is
-   confirmed afresh (`confirmations + 1` measurements), at most `max_backoffs` times. A stack
-   failure, a generator that failed, or measurements without histograms (files from before
-   pooling) are not pooled: then every measurement must pass on its own.
+   that a single VM pause can spoil. A stack failure, a generator that failed, or
+   measurements without histograms (files from before pooling) are not pooled: then every
+   measurement must pass on its own.
+5. a rate that fails its confirmation is the bracket's new top; the search goes back to the
+   highest rate below it that held a step, bisects again if that lies more than `precision`
+   below, and confirms afresh; with no such rate it backs off by `precision`. After
+   `max_backoffs` failed confirmations no rate held.
 
 The next rate depends only on the judgements of the steps so far, so `next_action(settings,
 steps)` replays recorded steps and continues: results can be written after every step, and an
@@ -383,12 +386,14 @@ def _search(
     low: float | None = None
     high: float | None = None
     at_low: list[Observation] = []  # the measurements at `low`
+    passed: dict[float, Observation] = {}  # each rate a single step held, outside confirmations
     while True:
         seen, verdict = yield from _measured(settings, Probe(rate_rps=rate, phase="coarse"))
         if not verdict.passed:
             high = rate
             break
         low, at_low = rate, [seen]
+        passed[rate] = seen
         if rate >= ceiling:
             return low, None, at_low
         rate = min(_rounded(rate * settings.growth), ceiling)
@@ -399,21 +404,22 @@ def _search(
         seen, verdict = yield from _measured(settings, Probe(rate_rps=rate, phase="down"))
         if verdict.passed:
             low, at_low = rate, [seen]
+            passed[rate] = seen
         else:
             high = rate
-    while high / low - 1 > settings.precision:
-        middle = _rounded((low + high) / 2)
-        if middle in (low, high):
-            break
-        seen, verdict = yield from _measured(settings, Probe(rate_rps=middle, phase="bisect"))
-        if verdict.passed:
-            low, at_low = middle, [seen]
-        else:
-            high = middle
-    needed = settings.confirmations
-    backoffs = 0
+    failed_confirmations = 0
     while True:
-        for _ in range(needed):
+        while high / low - 1 > settings.precision:
+            middle = _rounded((low + high) / 2)
+            if middle in (low, high):
+                break
+            seen, verdict = yield from _measured(settings, Probe(rate_rps=middle, phase="bisect"))
+            if verdict.passed:
+                low, at_low = middle, [seen]
+                passed[middle] = seen
+            else:
+                high = middle
+        for _ in range(settings.confirmations + 1 - len(at_low)):
             seen, verdict = yield from _measured(settings, Probe(rate_rps=low, phase="confirm"))
             at_low.append(seen)
             if not verdict.passed and not seen.poolable:
@@ -421,14 +427,23 @@ def _search(
         rates.append(judge_rate(settings, at_low))
         if rates[-1].passed:
             return low, high, at_low
-        if backoffs >= settings.max_backoffs:
+        if failed_confirmations >= settings.max_backoffs:
             return None, low, []
-        backoffs += 1
+        failed_confirmations += 1
+        # the rate failed: the edge lies below it. The search goes on from the highest rate
+        # below that held a step (bisecting again if it lies more than `precision` below), so
+        # a lucky step far above the edge, in a fast spell of the machine, costs steps, not
+        # the answer; with none below, it backs off by `precision`.
         high = low
-        low = _rounded(low * (1 - settings.precision))
-        if low < settings.min_rps:
-            return None, high, []
-        at_low, needed = [], settings.confirmations + 1
+        below = [r for r in passed if r < high]
+        if below:
+            low = max(below)
+            at_low = [passed[low]]
+        else:
+            low = _rounded(high * (1 - settings.precision))
+            at_low = []
+            if low < settings.min_rps:
+                return None, high, []
 
 
 def next_action(settings: SearchSettings, steps: Sequence[Step]) -> Probe | Outcome:
