@@ -1,5 +1,5 @@
 from serverbench.report.uncertainty import describe_change, describe_rate, plus_minus
-from serverbench.results.inference import Change, median_ci, paired_change
+from serverbench.results.inference import Change, median_ci, paired_change, unpaired_change
 
 
 def test_a_rate_with_a_95_percent_interval():
@@ -40,3 +40,22 @@ def test_a_significant_change_and_no_difference():
     )
     slower = Change(ratio=0.9, low=0.85, high=0.95, confidence=0.95, paired=True, count=8)
     assert describe_change(slower).startswith("slower by 10.0 %")
+
+
+def test_one_repeat_a_side_has_no_interval_of_its_own():
+    # one round paired: the interval has no width and no coverage, so no change is significant
+    one_round = paired_change([100.0], [80.0])
+    assert one_round is not None
+    assert not one_round.significant
+    assert describe_change(one_round).startswith(
+        "no significant difference (1 repeat a side: no interval,"
+    )
+    # separate runs of one repeat each: only the drift allowed between runs makes an interval,
+    # and the text says so instead of "0 % CI"
+    separate = unpaired_change([100.0], [70.0], drift_pct=5.0)
+    assert separate is not None
+    assert separate.significant
+    text = describe_change(separate)
+    assert text.startswith("slower by 30.0 % (1 repeat a side: run drift only, ")
+    assert "0 % CI" not in text
+    assert not unpaired_change([100.0], [95.0], drift_pct=5.0).significant  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from serverbench.report.numbers import format_us, rate_text
 from serverbench.report.textable import render_table
-from serverbench.report.uncertainty import confidence_label
+from serverbench.report.uncertainty import change_label
 from serverbench.results.aggregate import Cell, cells
 from serverbench.results.inference import (
     SEPARATE_RUNS_DRIFT_PCT,
@@ -169,7 +169,7 @@ def _interval(change: Change | None) -> str:
     if change is None:
         return "-"
     return (
-        f"{change.change_pct:+.1f}% ({confidence_label(change.confidence)} "
+        f"{change.change_pct:+.1f}% ({change_label(change)} "
         f"{change.low_pct:+.1f} to {change.high_pct:+.1f})"
     )
 

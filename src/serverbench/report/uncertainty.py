@@ -20,6 +20,16 @@ def confidence_label(confidence: float) -> str:
     return f"{round(shown * 1000) // 10} % CI"
 
 
+def change_label(change: Change) -> str:
+    """What a change's interval is: "95 % CI"; with one repeat a side its coverage is 0 and the
+    interval, if any, is only the drift allowed between separate runs."""
+    if change.count >= 2:
+        return confidence_label(change.confidence)
+    return (
+        "1 repeat a side: run drift only," if change.drift_pct else "1 repeat a side: no interval,"
+    )
+
+
 def plus_minus(estimate: Estimate) -> str:
     """ "±2.1 % (95 % CI, 6 repeats)"; one repeat has no interval."""
     if estimate.count < 2:
@@ -44,7 +54,7 @@ def describe_change(change: Change, faster: str = "faster", slower: str = "slowe
     """The change of a figure where more is better (req/s); for latency pass the words
     swapped ("lower"/"higher" or so)."""
     interval = (
-        f"{confidence_label(change.confidence)} {change.low_pct:+.1f} to "
+        f"{change_label(change)} {change.low_pct:+.1f} to "
         f"{change.high_pct:+.1f} %, {how_paired(change)}"
     )
     if not change.significant:

@@ -89,7 +89,11 @@ class Change:
 
     @property
     def significant(self) -> bool:
-        """The interval excludes no change."""
+        """The interval excludes no change. One repeat (or one round) a side shows no spread:
+        its interval is only the separate runs' drift allowance, and with none it has no
+        interval at all, so nothing is significant."""
+        if self.count < 2 and self.drift_pct == 0:
+            return False
         return self.low > 1 or self.high < 1
 
 
