@@ -26,7 +26,7 @@ from serverbench.results.aggregate import cells
 from serverbench.results.model import ResultsDocument, RunRecord
 from serverbench.results.store import load as load_results
 from tests.test_capacity_report import record, records
-from tests.test_capacity_search import ModelServer
+from tests.test_capacity_search import ModelServer, StallsOnce
 
 DATA = Path(__file__).parent / "data" / "results"
 
@@ -225,3 +225,13 @@ def test_a_step_without_latency_is_left_out_of_the_chart_and_the_note_says_so() 
     nothing = replace(dying, steps=tuple(without))
     assert capacity_chart("c", [nothing]) is None
     assert capacity_chart("c", []) is None
+
+
+def test_a_pooled_capacity_says_a_cross_can_sit_at_it() -> None:
+    pooled_search = record("bjoern", StallsOnce(1562.5, stall_on=2, stalled_share=0.02))
+    spec = capacity_chart("c", [pooled_search])
+    assert spec is not None
+    assert "a step that broke on its own (a cross) can sit at it" in spec.note
+    plain = capacity_chart("c", records())
+    assert plain is not None
+    assert "(a cross)" not in plain.note

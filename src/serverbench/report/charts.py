@@ -361,6 +361,11 @@ def capacity_chart(title: str, searches: Sequence[CapacityRecord]) -> ChartSpec 
         "dot: the step held the SLO and the error budget, cross: it broke them, diamond: the "
         "capacity found; dashed: the SLO. Each step's numbers are in the tables below"
     )
+    if any(r.outcome is not None and r.outcome.pooled for r in searches):
+        note += (
+            "; a capacity is judged on all its steps' requests together, so a step that broke "
+            "on its own (a cross) can sit at it"
+        )
     if left_out:
         note += f" ({left_out} step(s) without a good response have no latency and are there only)"
     return ChartSpec(
