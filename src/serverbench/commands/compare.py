@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     capacities = compare_capacity(
         before.capacity.searches if before.capacity else [],
         after.capacity.searches if after.capacity else [],
+        drift_pct=args.run_drift,
     )
     names = (str(results_path(a)), str(results_path(b)))
     fmt = "json" if args.json else args.format

@@ -242,7 +242,9 @@ def _spread(records: Sequence[CapacityRecord]) -> list[Block]:
             text="**Run-to-run spread.** Each stack was searched more than once, in rounds "
             f"over the stacks; their capacities spread by up to {widest.spread_pct:.0f} % of "
             f"their median ({widest.stack}). A difference between two runs smaller than the "
-            "spread measured here is no evidence of a change."
+            "spread measured here is no evidence of a change; the searches of one run share the "
+            "machine's state of the moment, so `compare` of two runs also allows the drift "
+            "between separate runs (`--run-drift`)."
         ),
         Table(
             headers=("stack", "app", "searches", "capacities req/s", "median", "range"),

@@ -1,14 +1,18 @@
 """`compare` for capacity searches: per stack x app, the capacity in A and in B (the median
 when a side searched it several times, `capacity --repeats`), the change, and whether it is
-beyond what the searches themselves move: the search's resolution (±2 bisection precisions)
-and, where a side searched more than once, the spread of its searches. A change within that is
-no evidence; one beyond the resolution alone may still be the stack's run-to-run variation.
+beyond what the searches themselves move: the larger of the search's resolution (±2 bisection
+precisions) and, where a side searched more than once, the spread of its searches, combined
+with the drift of a run's level between separate runs (`--run-drift`, as for wrk's figures):
+the searches of one run share the machine's state of the moment, which a second run does not.
+A change within that is no evidence; one beyond the resolution alone may still be the stack's
+run-to-run variation.
 
 Two searches held to different SLOs or error budgets are not like for like; that is said.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +25,7 @@ from serverbench.plan.capacity import (
 )
 from serverbench.report.capacity import agreement_pct
 from serverbench.report.textable import render_table
+from serverbench.results.inference import SEPARATE_RUNS_DRIFT_PCT, drift_allowance
 
 
 def figure_text(figure: CapacityFigure) -> str:
@@ -41,6 +46,7 @@ def figure_text(figure: CapacityFigure) -> str:
 class CapacityDelta:
     a: CapacityFigure
     b: CapacityFigure
+    drift_pct: float = SEPARATE_RUNS_DRIFT_PCT  # a run's level between separate runs
 
     @property
     def key(self) -> tuple[str, str]:
@@ -56,10 +62,12 @@ class CapacityDelta:
 
     @property
     def noise_pct(self) -> float:
-        """How far the searches move by themselves: the resolution, or a side's spread."""
+        """How far the searches move by themselves: the resolution or a side's spread, the
+        larger, combined in quadrature with the drift allowed between separate runs."""
         resolutions = [agreement_pct(r) for f in (self.a, self.b) for r in f.records]
         spreads = [f.spread_pct for f in (self.a, self.b) if f.spread_pct is not None]
-        return max(resolutions + spreads)
+        drift = (math.exp(drift_allowance(self.drift_pct)) - 1) * 100 if self.drift_pct else 0.0
+        return math.hypot(max(resolutions + spreads), drift)
 
     @property
     def beyond_spread(self) -> bool | None:
@@ -83,7 +91,9 @@ class CapacityComparison:
 
 
 def compare_capacity(
-    a: Sequence[CapacityRecord], b: Sequence[CapacityRecord]
+    a: Sequence[CapacityRecord],
+    b: Sequence[CapacityRecord],
+    drift_pct: float = SEPARATE_RUNS_DRIFT_PCT,
 ) -> CapacityComparison:
     before = {(f.stack, f.app): f for f in capacity_figures(a)}
     after = {(f.stack, f.app): f for f in capacity_figures(b)}
@@ -98,7 +108,11 @@ def compare_capacity(
                 f"{sb.max_error_rate * 100:g} %"
             )
     return CapacityComparison(
-        deltas=tuple(CapacityDelta(a=before[k], b=after[k]) for k in before if k in after),
+        deltas=tuple(
+            CapacityDelta(a=before[k], b=after[k], drift_pct=drift_pct)
+            for k in before
+            if k in after
+        ),
         only_in_a=tuple(f for k, f in before.items() if k not in after),
         only_in_b=tuple(f for k, f in after.items() if k not in before),
         differences=tuple(differences),
@@ -133,12 +147,18 @@ def render_capacity_comparison(comparison: CapacityComparison) -> str:
                     "A capacity req/s",
                     "B capacity req/s",
                     "change",
-                    "beyond the searches' spread",
+                    "beyond spread and drift",
                     "limited by A -> B",
                 ],
                 rows,
                 right=(1, 2, 3),
             )
+        )
+        drift = comparison.deltas[0].drift_pct if comparison.deltas else 0.0
+        lines.append(
+            "±: the larger of the search's resolution and each side's spread of searches, "
+            f"combined with {drift:g} % drift of a run's level between separate runs "
+            "(--run-drift)"
         )
     else:
         lines.append("no stack/app has a capacity in both files")

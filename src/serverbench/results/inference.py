@@ -202,6 +202,13 @@ def paired_change(
     )
 
 
+def drift_allowance(drift_pct: float, confidence: float = CONFIDENCE) -> float:
+    """On the log scale, the half-width of the normal interval of the difference of two
+    separate runs' levels, each drifting with a standard deviation of `drift_pct` percent."""
+    z = statistics.NormalDist().inv_cdf((1 + confidence) / 2)
+    return z * math.sqrt(2) * math.log(1 + drift_pct / 100)
+
+
 def unpaired_change(
     a: Sequence[float],
     b: Sequence[float],
@@ -221,8 +228,7 @@ def unpaired_change(
     centre = statistics.median(diffs)
     below, above = centre - diffs[depth - 1], diffs[len(diffs) - depth] - centre
     if drift_pct > 0:
-        z = statistics.NormalDist().inv_cdf((1 + confidence) / 2)
-        extra = z * math.sqrt(2) * math.log(1 + drift_pct / 100)
+        extra = drift_allowance(drift_pct, confidence)
         below, above = math.hypot(below, extra), math.hypot(above, extra)
     return Change(
         ratio=math.exp(centre),
