@@ -484,8 +484,9 @@ def _replay(
         return _outcome(settings, steps, capacity, failing, at_capacity), verdicts
 
 
-def _at_capacity_latency(settings: SearchSettings, seen: Sequence[Observation]) -> float | None:
-    together = pooled(seen) if len(seen) > 1 else None
+def _at_capacity_latency(
+    settings: SearchSettings, seen: Sequence[Observation], together: Observation | None
+) -> float | None:
     values = [
         s.latency_percentiles_us[settings.slo.key]
         for s in ([together] if together else seen)
@@ -501,8 +502,9 @@ def _outcome(
     failing: float | None,
     at_capacity: Sequence[Observation],
 ) -> Outcome:
-    together = len(at_capacity) > 1 and pooled(at_capacity) is not None
-    latency = _at_capacity_latency(settings, at_capacity)
+    merged = pooled(at_capacity) if len(at_capacity) > 1 else None
+    together = merged is not None
+    latency = _at_capacity_latency(settings, at_capacity, merged)
     judged = [(step, judge(settings, step.observation)) for step in steps]
     failed = [(s, j) for s, j in judged if not j.passed]
     if failing is None or not failed:
