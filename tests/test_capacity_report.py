@@ -253,9 +253,7 @@ def test_compare_takes_the_median_and_the_searches_spread_as_the_noise():
     # ±14.5 % at 95 %, in quadrature
     assert spread > 10
     assert gunicorn_a.noise_pct == pytest.approx(math.hypot(spread, 14.5), abs=0.1)
-    (same_run,) = [
-        f for f in compare_capacity(a, a, drift_pct=0).deltas if f.a.stack == "gunicorn"
-    ]
+    (same_run,) = [f for f in compare_capacity(a, a, drift_pct=0).deltas if f.a.stack == "gunicorn"]
     assert same_run.noise_pct == pytest.approx(spread)
     # one search in B, a little above A's median: within A's spread, so no evidence
     b = [record("gunicorn", ModelServer(mu=1150.0), peak=1050.0)]
