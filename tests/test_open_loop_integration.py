@@ -380,8 +380,11 @@ def test_a_closed_port_gives_connect_errors_and_timeouts() -> None:
 def test_an_impossible_rate_is_flagged_as_the_generator_falling_behind(nginx: Nginx) -> None:
     result = run(nginx.url, rate_per_s=400_000, duration_s=1.0, warmup_s=0.2)
     assert result.generator_behind
-    assert result.generator_behind_reason is not None
-    assert "send lag" in result.generator_behind_reason
+    reason = result.generator_behind_reason
+    assert reason is not None
+    # either symptom names the generator: its timer woke late, or its requests queued in the
+    # client (they wait for a connection, which the send lag, taken at dispatch, leaves out)
+    assert "send lag" in reason or "the generator was the limit" in reason, reason
 
 
 @pytest.mark.integration
