@@ -167,6 +167,11 @@ class Judgement:
     reasons: tuple[Reason, ...]  # why it failed, most telling first; empty when it passed
     text: str  # one sentence with the numbers
 
+    @property
+    def summary(self) -> str:
+        """`held`, or `broke: latency, errors`: the verdict without its numbers."""
+        return "held" if self.passed else "broke: " + ", ".join(self.reasons)
+
 
 def _generator_text(seen: Observation) -> str:
     detail = []
@@ -570,17 +575,18 @@ class Search:
 
     settings: SearchSettings
     steps: list[Step] = field(default_factory=list)
+    # each confirmed rate's verdict over all its measurements, by the step that completed it
+    rates: dict[int, Judgement] = field(default_factory=dict)
 
     def run(
         self,
         measure: Callable[[Probe], Observation],
         on_step: Callable[[Step], None] = lambda step: None,
     ) -> Outcome:
-        """Measure until the search ends; `on_step` records each step as soon as it is judged."""
-        while True:
-            action = next_action(self.settings, self.steps)
-            if isinstance(action, Outcome):
-                return action
+        """Measure until the search ends; `on_step` records each step as soon as it is judged
+        (and `rates` holds the verdict on the rate it completed, if any)."""
+        action, self.rates = _replay(self.settings, self.steps)
+        while not isinstance(action, Outcome):
             seen = measure(action)
             step = Step(
                 index=len(self.steps) + 1,
@@ -590,7 +596,9 @@ class Search:
                 judgement=judge(self.settings, seen),
             )
             self.steps.append(step)
+            action, self.rates = _replay(self.settings, self.steps)
             on_step(step)
+        return action
 
 
 # A search starts at a quarter of the stack's closed-loop peak: three doublings reach the peak,
@@ -714,6 +722,12 @@ class CapacityFigure:
     def limits(self) -> list[Limit]:
         """What limited the searches, each once, in the order first seen."""
         return list(dict.fromkeys(r.outcome.limit for r in self.records if r.outcome))
+
+
+def any_pooled(records: Sequence[CapacityRecord]) -> bool:
+    """Whether some search judged its capacity on its measurements' requests together (files
+    from before pooling have none)."""
+    return any(r.outcome is not None and r.outcome.pooled for r in records)
 
 
 def capacity_figures(records: Sequence[CapacityRecord]) -> list[CapacityFigure]:

@@ -15,8 +15,8 @@ from serverbench.plan.capacity import (
     LIMIT_NAMES,
     CapacityFigure,
     CapacityRecord,
-    Judgement,
     Step,
+    any_pooled,
     capacity_figures,
     format_rps,
     rate_verdicts,
@@ -133,10 +133,6 @@ def ranking_table(records: Sequence[CapacityRecord]) -> Table:
     )
 
 
-def _verdict(judgement: Judgement) -> str:
-    return "held" if judgement.passed else "broke: " + ", ".join(judgement.reasons)
-
-
 def steps_table(record: CapacityRecord) -> Table:
     rows = []
     rates = rate_verdicts(record.settings, record.steps)
@@ -162,9 +158,9 @@ def steps_table(record: CapacityRecord) -> Table:
                     else ""
                 ),
                 "-" if generator is None else f"{generator * 100:.0f} %",
-                _verdict(step.judgement)
+                step.judgement.summary
                 + (
-                    f"; the rate over its measurements together: {_verdict(rates[step.index])}"
+                    f"; the rate over its measurements together: {rates[step.index].summary}"
                     if step.index in rates
                     else ""
                 ),
@@ -282,7 +278,7 @@ def _held_rule(records: Sequence[CapacityRecord]) -> str:
         f"the search's step plus {confirmations} confirmation(s), each on a fresh, verified, "
         "warmed stack"
     )
-    if any(r.outcome is not None and r.outcome.pooled for r in records):
+    if any_pooled(records):
         return (
             f"Each figure held over all the requests of its measurements at that rate together "
             f"({measurements}): their latency histograms merged and their errors summed, so the "

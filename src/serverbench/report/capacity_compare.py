@@ -154,7 +154,7 @@ def render_capacity_comparison(comparison: CapacityComparison) -> str:
                 right=(1, 2, 3),
             )
         )
-        drift = comparison.deltas[0].drift_pct if comparison.deltas else 0.0
+        drift = comparison.deltas[0].drift_pct  # the rows are the deltas: there is one
         lines.append(
             "±: the larger of the search's resolution and each side's spread of searches, "
             f"combined with {drift:g} % drift of a run's level between separate runs "

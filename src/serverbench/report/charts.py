@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from serverbench.plan.capacity import CapacityRecord, Step, format_rps
+from serverbench.plan.capacity import CapacityRecord, Step, any_pooled, format_rps
 from serverbench.report.capacity import search_name
 from serverbench.report.uncertainty import confidence_label
 from serverbench.results.aggregate import Cell, throughput_order
@@ -304,8 +304,10 @@ def _step_mark(step: Step, capacity_rps: float | None) -> tuple[str, float]:
 
 
 def _step_label(step: Step) -> str:
-    verdict = "held" if step.judgement.passed else "broke: " + ", ".join(step.judgement.reasons)
-    return f"{format_rps(step.rate_rps)} req/s offered, step {step.index} ({step.phase}): {verdict}"
+    return (
+        f"{format_rps(step.rate_rps)} req/s offered, step {step.index} ({step.phase}): "
+        f"{step.judgement.summary}"
+    )
 
 
 def capacity_chart(title: str, searches: Sequence[CapacityRecord]) -> ChartSpec | None:
@@ -361,7 +363,7 @@ def capacity_chart(title: str, searches: Sequence[CapacityRecord]) -> ChartSpec 
         "dot: the step held the SLO and the error budget, cross: it broke them, diamond: the "
         "capacity found; dashed: the SLO. Each step's numbers are in the tables below"
     )
-    if any(r.outcome is not None and r.outcome.pooled for r in searches):
+    if any_pooled(searches):
         note += (
             "; a capacity is judged on all its steps' requests together, so a step that broke "
             "on its own (a cross) can sit at it"

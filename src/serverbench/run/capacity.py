@@ -34,7 +34,6 @@ from serverbench.plan.capacity import (
     Search,
     Step,
     format_rps,
-    rate_verdicts,
 )
 from serverbench.plan.model import Job, RunPlan
 from serverbench.plan.profiles import Profile
@@ -267,7 +266,7 @@ class CapacityRunner:
             searches[index] = dataclasses.replace(record, steps=tuple(search.steps))
             self.runner.save()
             progress.note(f"  step {step.index}: {step.judgement.text}")
-            rate = rate_verdicts(record.settings, search.steps).get(step.index)
+            rate = search.rates.get(step.index)
             if rate is not None:
                 progress.note(f"  the rate, confirmed: {rate.text}")
             progress.finish(self.plan.step_planned_s)
