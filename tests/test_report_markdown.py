@@ -451,12 +451,17 @@ def test_a_slow_recovery_after_the_load_is_reported(smoke: ResultsDocument) -> N
 
 def test_listen_queue_overflows_are_reported_with_the_backlog(smoke: ResultsDocument) -> None:
     kernel = {"listen_overflows": 1234, "listen_drops": 1234, "syncookies_sent": 0}
-    edit_runs(smoke, lambda r: r.stack == "gunicorn", lambda r: replace(r, kernel=kernel))
+    edit_runs(
+        smoke,
+        lambda r: r.stack == "gunicorn",
+        lambda r: replace(r, kernel=kernel, leftover_connections_reset=6512),
+    )
     text = render_markdown(smoke)
     assert (
         "(listen_overflows): the kernel dropped 1,234 connections because the listen queue" in text
     )
     assert "backlog 2048" in text
+    assert "6,512 of the load's connections were still closing when it ended" in text
 
 
 def test_the_first_two_of_a_ranking_are_tied_unless_paired_rounds_tell_them_apart(

@@ -51,6 +51,7 @@ def test_smoke_run_of_the_seed_stacks_records_every_field(tmp_path: Path):
         assert run.noise is not None
         assert run.noise.server.cpus == document.cpu_split.server_cpus
         assert run.noise.window_s > 0
+        assert run.leftover_connections_reset is not None  # ss -K ran after the window
     assert {f.check for f in document.doctor} >= {"CPU steal", "somaxconn", "wrk"}
     assert "a2wsgi" in runs["uvicorn"].notes[0]
     assert int(runs["gunicorn"].settings["workers"]) >= 1

@@ -199,11 +199,19 @@ def listen_overflows(document: ResultsDocument, f: Facts) -> list[str]:
         (v for k, v in run.settings.items() if "backlog" in k or k == "listen"),
         None,
     )
+    leftover = run.leftover_connections_reset
     return [
         f"the kernel dropped {overflows:,} connections because the listen queue "
         f"was full (median repeat{f', backlog {backlog}' if backlog else ''}): the "
         "server did not accept as fast as wrk connected; a larger backlog (with "
         "net.core.somaxconn) only hides that for a while"
+        + (
+            f"; {leftover:,} of the load's connections were still closing when it ended "
+            "(the full queue had held up their handshake or close), and were reset so that "
+            "they did not reach the server after the load"
+            if leftover
+            else ""
+        )
     ]
 
 

@@ -197,6 +197,9 @@ class RunRecord:
     post_verify: str | None = None  # what was wrong with the answer after the load
     recovery_s: float | None = None  # until the server answered again after the load
     kernel: dict[str, int] = field(default_factory=dict)  # listen-queue counters, window delta
+    # the load generator's connections still closing when the window ended, which serverbench
+    # reset (None: not done, e.g. older files or no `ss -K`)
+    leftover_connections_reset: int | None = None
     process_exits: tuple[ProcessExit, ...] = ()
     process_restarts: int = 0
     primer: PrimerRecord | None = None

@@ -31,6 +31,8 @@ Format history (SCHEMA_VERSION):
         observation's `requests` and `latency_histogram_hdr`, an outcome's `pooled` and
         `latency_at_capacity_us` (a confirmed rate judged on all its measurements' requests
         together; earlier files have none, so their rates replay as each-must-pass).
+        A run's `leftover_connections_reset` (the load generator's connections still closing
+        when its window ended, reset by serverbench; absent in earlier files, which did not).
 
 Loading a file of a newer schema is refused; older schemas are migrated step by step by the
 `_MIGRATIONS` chain, on the raw JSON, before the typed model reads them.

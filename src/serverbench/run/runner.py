@@ -29,6 +29,7 @@ from serverbench.errors import (
     VerificationError,
 )
 from serverbench.load.engine import EngineRun, LoadEngine, LoadRequest
+from serverbench.load.leftovers import reset_closing_connections
 from serverbench.load.open_loop_engine import OpenLoopEngine
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.kernel_counters import difference
@@ -152,6 +153,18 @@ def process_tree(running: RunningStack) -> dict[int, str]:
         for process in running.processes
         for pid, name in process.live_tree().items()
     }
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LoadWindow:
+    """What one window of load gave: the engine's run, the processes' usage and the machine's
+    noise (when watched), and how many of the generator's closing connections were reset
+    after it (None: they could not be)."""
+
+    result: EngineRun
+    usage: Usage | None
+    noise: NoiseWindow | None
+    connections_reset: int | None
 
 
 def benchmark_pids(running: RunningStack, engine_pids: Sequence[int]) -> set[int]:
@@ -416,10 +429,12 @@ class Runner:
         request: LoadRequest,
         label: str,
         watch: bool = False,
-    ) -> tuple[EngineRun, Usage | None, NoiseWindow | None]:
+    ) -> LoadWindow:
         """One window of load; with `watch`, every process of the stack and of the load
         generator is sampled from the moment the generator runs until it ends, and so is what
-        else the machine did on the server and client CPUs meanwhile."""
+        else the machine did on the server and client CPUs meanwhile. When it ends, the
+        generator's connections still closing are reset (load/leftovers.py), so neither the
+        next window nor the check after the load is fed by this one."""
         monitors: list[Monitor] = []
         probe = self.host.noise_probe(self.plan.split.server_cpus, self.plan.split.client_cpus)
         engine_pids: list[int] = []
@@ -445,8 +460,9 @@ class Runner:
             )
         finally:
             usage = monitors[0].stop() if monitors else None
+            reset = reset_closing_connections(running.front)
         noise = probe.stop(benchmark_pids(running, engine_pids)) if engine_pids else None
-        return result, usage, noise
+        return LoadWindow(result=result, usage=usage, noise=noise, connections_reset=reset)
 
     def engine_for(self, request: LoadRequest) -> LoadEngine:
         return self.engine if request.rate_per_s is None else self.open_engine
@@ -513,7 +529,7 @@ class Runner:
                     arrivals=profile.arrivals,
                     mix=profile.mix,
                 )
-                primed, _, _ = self._load(job, running, primer, "primer")
+                primed = self._load(job, running, primer, "primer").result
             if profile.warmup_s > 0:
                 warmup = dataclasses.replace(shape, duration_s=max(1.0, profile.warmup_s))
                 self._load(job, running, warmup, "warmup")
@@ -546,7 +562,7 @@ class Runner:
         counters_before = self.host.listen_queue_counters()
         logs_before = running.log_sizes()
         try:
-            result, usage, noise = self._load(job, running, shape, "measure", watch=True)
+            window = self._load(job, running, shape, "measure", watch=True)
         except LoadGeneratorError as error:
             return self._record(
                 job,
@@ -563,6 +579,7 @@ class Runner:
             for pid, name in tree_before.items()
             if pid not in tree_after
         ]
+        result, usage = window.result, window.usage
         starts = [pid for pid in tree_after if pid not in tree_before]
         died = running.exited()
         mismatch, recovery_s = (
@@ -581,11 +598,14 @@ class Runner:
             "recovery_s": round(recovery_s, 2),
             # host-wide TCP counters over the window: connections the listen queue dropped
             "kernel": kernel,
+            # the generator's connections still closing when it ended, reset so that they
+            # do not reach the server after the load (load/leftovers.py)
+            "leftover_connections_reset": window.connections_reset,
             # a server process that exited during the load, e.g. a killed worker its master replaced
             "process_exits": tuple(exits),
             "process_restarts": min(len(exits), len(starts)),
             # what else the machine did in the window: steal, foreign processes, pressure
-            "noise": noise,
+            "noise": window.noise,
             # bytes each server wrote to its log (capped on disk, see run/log_cap.py)
             "logs": logs_after,
             "warnings": tuple(heavy_writers(logs_before, logs_after, profile.duration_s)),

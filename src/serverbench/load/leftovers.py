@@ -1,0 +1,57 @@
+"""The connections a finished load leaves in the kernel, and their reset.
+
+When a load generator exits, the kernel keeps closing its connections: each FIN waits for the
+server's ACK. Under a load that overflows the server's listen queue (the seed's 8,000
+connections) thousands of them wait for ever longer: the queue dropped the handshake's last
+packet or the FIN itself, so the server still holds the connection half-made, or accepted but
+not yet seen closed, and the client retransmits with an exponential back-off for minutes.
+Measured with gunicorn (sync workers) after `wrk -c8000` (benchmarks/leftover_connections.py,
+rounds alternating): 7,000-8,000 client sockets still closing, most in FIN-WAIT-1; gunicorn
+answered again after 9-52 s in 5 of 6 rounds (its log: every worker blocked reading a request
+that never came, until its 30 s timeout); with them reset, after 0.7-1.3 s in 6 of 6. That wait
+is the generator's teardown, not the server's recovery, and the warm-up's leftovers poured
+into the measured window. So when a window ends serverbench resets them (`ss -K`: a RST each,
+which frees the server's side at once): only sockets to the target's address and port that
+are already closing, never an open connection.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from serverbench.stacks.base import TcpEndpoint
+
+CLOSING_STATES = ("fin-wait-1", "fin-wait-2", "closing", "last-ack")
+RESET_TIMEOUT_S = 10.0
+
+
+def reset_argv(target: TcpEndpoint) -> tuple[str, ...]:
+    """ss killing this machine's closing TCP sockets to `target` (one line per socket)."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    states = [word for state in CLOSING_STATES for word in ("state", state)]
+    return ("ss", "-K", "-tnH", *states, "dst", host, "dport", "=", f":{target.port}")
+
+
+def reset_count(output: str) -> int:
+    return sum(1 for line in output.splitlines() if line.strip())
+
+
+def reset_closing_connections(target: TcpEndpoint) -> int | None:
+    """Reset the closing connections to `target`; how many, or None when it could not be done
+    (no ss, a kernel without socket destruction, or not root: then nothing changes)."""
+    if shutil.which("ss") is None:
+        return None
+    try:
+        done = subprocess.run(
+            reset_argv(target),
+            capture_output=True,
+            text=True,
+            timeout=RESET_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return reset_count(done.stdout)

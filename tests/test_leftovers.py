@@ -1,0 +1,59 @@
+"""The load's leftover connections: the reset command, and the reset against the real kernel."""
+
+import socket
+import subprocess
+import time
+
+import pytest
+
+from serverbench.load.leftovers import reset_argv, reset_closing_connections, reset_count
+from serverbench.stacks.base import TcpEndpoint
+
+
+def test_the_reset_names_only_closing_sockets_to_the_target():
+    argv = reset_argv(TcpEndpoint(host="127.0.0.1", port=8123))
+    assert argv[:3] == ("ss", "-K", "-tnH")
+    assert argv[-5:] == ("dst", "127.0.0.1", "dport", "=", ":8123")
+    states = [argv[i + 1] for i, word in enumerate(argv) if word == "state"]
+    assert states == ["fin-wait-1", "fin-wait-2", "closing", "last-ack"]  # never established
+
+
+def test_an_ipv6_target_is_bracketed_as_ss_parses_it():
+    assert reset_argv(TcpEndpoint(host="::1", port=80))[-4] == "[::1]"
+
+
+def test_the_count_is_one_per_socket_line():
+    assert reset_count("") == 0
+    assert reset_count("FIN-WAIT-1 0 1 127.0.0.1:5 127.0.0.1:80\nFIN-WAIT-2 0 0 a b\n\n") == 2
+
+
+def _client_states(port: int) -> list[str]:
+    out = subprocess.run(
+        ["ss", "-tanH", "dst", "127.0.0.1", "dport", "=", f":{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.integration
+def test_closed_connections_the_server_never_accepted_are_reset_and_open_ones_kept():
+    # a server that accepts nothing yet: the clients' closes wait in FIN-WAIT-2 until it
+    # does, like the leftovers of an overloaded listen queue (theirs mostly in FIN-WAIT-1)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+        live = socket.create_connection(("127.0.0.1", port))
+        for _ in range(3):
+            socket.create_connection(("127.0.0.1", port)).close()
+        deadline = time.monotonic() + 5
+        while _client_states(port).count("FIN-WAIT-2") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reset = reset_closing_connections(TcpEndpoint(host="127.0.0.1", port=port))
+        if reset is None:
+            pytest.skip("this kernel or user cannot destroy sockets (ss -K)")
+        assert reset == 3
+        assert _client_states(port) == ["ESTAB"]  # the open connection is untouched
+        live.close()
