@@ -34,11 +34,16 @@ def make_plan(**changes: object) -> RunPlan:
     return dataclasses.replace(plan, **changes)  # type: ignore[arg-type]
 
 
-def test_every_stack_app_profile_repeat_once_plus_the_reference():
+def test_every_stack_app_profile_repeat_once_plus_the_reference_in_the_first_round():
     jobs = plan_jobs(make_plan())
     ids = [job.id for job in jobs]
-    assert len(ids) == len(set(ids)) == (3 + 1) * 2 * 3
-    assert {job.stack for job in jobs if job.role == "reference"} == {REFERENCE_STACK}
+    assert len(ids) == len(set(ids)) == 3 * 2 * 3 + 2
+    references = [job for job in jobs if job.role == "reference"]
+    assert {job.stack for job in references} == {REFERENCE_STACK}
+    assert [(job.round, job.profile.name) for job in references] == [
+        (1, "quick-moderate"),
+        (1, "quick-high"),
+    ]
 
 
 def test_rounds_are_in_order_and_profiles_stay_in_order_within_a_cell():

@@ -472,10 +472,24 @@ def methodology(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block
         f"{env.wrk_version or '?'}, Python {env.python_version or '?'}.",
         "Each repeat starts a fresh stack, verifies its answer, runs a primer (1 thread, few "
         "connections) and a warm-up with the profile's shape, both discarded, then measures; "
-        "the stack is verified again after the load.",
+        + (
+            "after each window the load's connections still closing are reset, and "
+            if any(run.leftover_connections_reset is not None for run in document.runs)
+            else ""
+        )
+        + "the stack is verified again after the load.",
         f"{plan.repeats} repeat(s) per cell, in shuffled order per round (seed "
-        f"{plan.order_seed}). Throughput is the median with min-max over the "
-        "repeats and counts only good responses (no socket error, no timeout, no 4xx/5xx).",
+        f"{plan.order_seed})"
+        + (
+            "; the nginx-static ceiling once, in the first round"
+            if any(
+                f.cell.role == REFERENCE_ROLE and len(f.cell.ok_runs) + len(f.cell.failed_runs) == 1
+                for f in facts
+            )
+            else ""
+        )
+        + ". Throughput is the median with min-max over the repeats and counts only good "
+        "responses (no socket error, no timeout, no 4xx/5xx).",
         "Percentiles come from the repeats' latency HDR histograms merged exactly, never from "
         "averaged percentiles.",
         f"CPU split: servers pinned to CPU(s) {cpu_list(split.server_cpus)}, wrk to "

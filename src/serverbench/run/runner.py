@@ -256,8 +256,13 @@ class Runner:
             ok = [
                 r.measurement.requests_per_sec for r in runs if r.status == "ok" and r.measurement
             ]
-            if key not in planned or not ok or len(runs) >= goal.max_repeats:
-                continue  # failing cells are not retried for precision
+            if (
+                key not in planned
+                or planned[key].role == "reference"
+                or not ok
+                or len(runs) >= goal.max_repeats
+            ):
+                continue  # failing cells, and the ceiling, are not repeated for precision
             values[key] = ok
             # a disturbed window earns one more repeat, not a chain of them on a busy machine
             if _disturbed(runs[-1]) and (len(runs) < 2 or not _disturbed(runs[-2])):
@@ -277,6 +282,8 @@ class Runner:
         budget_spent = goal.budget_s is not None and elapsed_s >= goal.budget_s * 0.9
         not_reached = []
         for (stack, app, profile), runs in self._cells().items():
+            if runs[0].role == "reference":
+                continue  # measured once, on purpose (plan_jobs)
             ok = [
                 r.measurement.requests_per_sec for r in runs if r.status == "ok" and r.measurement
             ]
