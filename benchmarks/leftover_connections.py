@@ -1,92 +1,103 @@
-"""How long a server takes to answer again after an overloading load, with and without the reset
-of the load's leftover connections (serverbench.load.leftovers).
+"""What the reset of a load's leftover connections (serverbench.load.leftovers) changes, side by
+side: the measured window after a warm-up, and the time until the server answers again.
 
-Rounds alternate, each on a fresh stack (gunicorn's sync workers by default, on the server
-CPU): wrk with the seed's high shape (24 threads, 8,000 connections, 2 s timeout) for
-`--duration` seconds on the client CPU; then either nothing ("keep", what the kernel does on
-its own) or `ss -K` of wrk's connections still closing ("reset"); then one GET every 0.2 s
-until the server answers rightly (at most `--max-wait` s). Prints every round (the client
-sockets by state when wrk ended, the reset count, the seconds until an answer) and, per mode,
-the median wait and how many rounds waited more than 5 s.
+Rounds alternate the two modes (ABBA), each on a fresh stack (gunicorn's sync workers by
+default, on the server CPU), with the seed's high shape (24 threads, 8,000 connections, 2 s
+timeout) from wrk on the client CPU, as `serverbench run --profile quick-high` does: a 2 s
+warm-up, then a 5 s measured window, then one GET every 0.2 s until the server answers rightly
+(at most `--max-wait` s). "keep" leaves the connections wrk leaves closing to the kernel, as
+before serverbench reset them; "reset" resets them (`ss -K`) after each wrk run. Prints every
+round (good responses per second of the window, its timeouts, the connections reset after the
+warm-up, the seconds until an answer after the window) and, per mode, the medians and ranges,
+then the ratios reset / keep.
 
-    .venv/bin/python benchmarks/leftover_connections.py [--rounds 3] [--stack gunicorn]
+    .venv/bin/python benchmarks/leftover_connections.py [--rounds 4] [--stack gunicorn]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from serverbench.apps.registry import BUILTIN_APPS, SEED_MSISDN
+from serverbench.load.engine import LoadRequest
 from serverbench.load.leftovers import reset_closing_connections
+from serverbench.load.wrk_engine import WrkEngine
 from serverbench.run.lifecycle import running_stack, stack_context
 from serverbench.run.verify import check_once
 from serverbench.stacks import get_stack
-from serverbench.stacks.base import TcpEndpoint
 
-SLOW_S = 5.0
-
-
-def client_states(target: TcpEndpoint) -> Counter[str]:
-    argv = ["ss", "-tanH", "dst", target.host, "dport", "=", f":{target.port}"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return Counter(line.split()[0] for line in out.splitlines() if line.strip())
+MODES = ("keep", "reset")
 
 
-def one_round(stack_name: str, mode: str, args: argparse.Namespace) -> float:
+def one_round(mode: str, args: argparse.Namespace) -> tuple[float, float]:
+    """(good responses per second of the measured window, seconds until an answer after)."""
     app = BUILTIN_APPS["seed-flask"]
+    engine = WrkEngine()
+    client = str(args.client_cpu)
     with tempfile.TemporaryDirectory(prefix="leftovers-") as tmp:
-        ctx = stack_context(app, run_dir=Path(tmp) / stack_name, server_cpu_count=1, overrides={})
-        stack = get_stack(stack_name)
-        with running_stack(stack, ctx, cpus=str(args.server_cpu)) as running:
-            url = running.url + app.path_for(SEED_MSISDN)
-            argv = ["taskset", "-c", str(args.client_cpu), "wrk", "-t24", "-c8000"]
-            argv += [f"-d{args.duration:g}s", "-T2s", url]
-            subprocess.run(argv, capture_output=True, check=True, timeout=args.duration + 60)
-            states = client_states(running.front)
-            reset = reset_closing_connections(running.front) if mode == "reset" else None
+        folder = Path(tmp)
+        ctx = stack_context(app, run_dir=folder / args.stack, server_cpu_count=1, overrides={})
+        with running_stack(get_stack(args.stack), ctx, cpus=str(args.server_cpu)) as running:
+
+            def window(label: str, duration_s: float) -> tuple[float, int, int | None]:
+                shape = LoadRequest(
+                    url=running.url + app.load_path,
+                    threads=24,
+                    connections=8000,
+                    duration_s=duration_s,
+                    timeout_s=2.0,
+                )
+                measured = engine.run(shape, out_dir=folder, label=label, cpus=client).measurement
+                reset = reset_closing_connections(running.front) if mode == "reset" else None
+                return measured.requests_per_sec, measured.errors.timeout, reset
+
+            _, _, reset = window("warmup", 2.0)
+            good_rps, timeouts, _ = window("measure", 5.0)
             started = time.monotonic()
             while time.monotonic() - started < args.max_wait:
                 if check_once(running.front, app, SEED_MSISDN, timeout_s=1.0) is None:
                     break
                 time.sleep(0.2)
             waited_s = time.monotonic() - started
-    closing = {k: v for k, v in sorted(states.items()) if k != "TIME-WAIT"}
     print(
-        f"{mode:>6} {waited_s:>8.1f} s   reset {'-' if reset is None else reset:>6}   "
-        f"client sockets when wrk ended: {closing or 'none closing'}",
+        f"{mode:>6} {good_rps:>8,.0f} {timeouts:>9,} {'-' if reset is None else reset:>7} "
+        f"{waited_s:>10.1f}",
         flush=True,
     )
-    return waited_s
+    return good_rps, waited_s
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="gunicorn")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per mode, interleaved")
-    parser.add_argument("--duration", type=float, default=7.0, help="wrk's seconds")
-    parser.add_argument("--max-wait", type=float, default=120.0, help="seconds, per round")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per mode, interleaved")
+    parser.add_argument("--max-wait", type=float, default=90.0, help="seconds, per round")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     args = parser.parse_args()
-    waits: dict[str, list[float]] = {"keep": [], "reset": []}
-    print(f"{'mode':>6} {'answered after':>10}")
-    for _ in range(args.rounds):
-        for mode in waits:
-            waits[mode].append(one_round(args.stack, mode, args))
-    for mode, seconds in waits.items():
-        slow = sum(s > SLOW_S for s in seconds)
+    good: dict[str, list[float]] = {mode: [] for mode in MODES}
+    waits: dict[str, list[float]] = {mode: [] for mode in MODES}
+    print(f"{'mode':>6} {'good/s':>8} {'timeouts':>9} {'reset':>7} {'answer (s)':>10}")
+    for number in range(args.rounds):
+        for mode in MODES if number % 2 == 0 else MODES[::-1]:
+            good_rps, waited_s = one_round(mode, args)
+            good[mode].append(good_rps)
+            waits[mode].append(waited_s)
+    for mode in MODES:
         print(
-            f"{mode}: median {statistics.median(seconds):.1f} s to answer again "
-            f"({min(seconds):.1f}-{max(seconds):.1f}), {slow} of {len(seconds)} rounds > {SLOW_S:g} s"
+            f"{mode}: window {statistics.median(good[mode]):,.0f} good/s "
+            f"({min(good[mode]):,.0f}-{max(good[mode]):,.0f}), answered again after "
+            f"{statistics.median(waits[mode]):.1f} s ({min(waits[mode]):.1f}-"
+            f"{max(waits[mode]):.1f})"
         )
-    ratio = statistics.median(waits["keep"]) / max(0.001, statistics.median(waits["reset"]))
-    print(f"keep / reset, median wait: {ratio:.1f}")
+    keep_good, reset_good = (statistics.median(good[mode]) for mode in MODES)
+    keep_wait, reset_wait = (statistics.median(waits[mode]) for mode in MODES)
+    print(f"reset / keep, median good/s of the window: {reset_good / max(1.0, keep_good):.2f}")
+    print(f"keep / reset, median wait for an answer: {keep_wait / max(0.001, reset_wait):.1f}")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@ server's ACK. Under a load that overflows the server's listen queue (the seed's 
 connections) thousands of them wait for ever longer: the queue dropped the handshake's last
 packet or the FIN itself, so the server still holds the connection half-made, or accepted but
 not yet seen closed, and the client retransmits with an exponential back-off for minutes.
-Measured with gunicorn (sync workers) after `wrk -c8000` (benchmarks/leftover_connections.py,
-rounds alternating): 7,000-8,000 client sockets still closing, most in FIN-WAIT-1; gunicorn
-answered again after 9-52 s in 5 of 6 rounds (its log: every worker blocked reading a request
-that never came, until its 30 s timeout); with them reset, after 0.7-1.3 s in 6 of 6. That wait
-is the generator's teardown, not the server's recovery, and the warm-up's leftovers poured
-into the measured window. So when a window ends serverbench resets them (`ss -K`: a RST each,
-which frees the server's side at once): only sockets to the target's address and port that
-are already closing, never an open connection.
+Measured with gunicorn (sync workers) and the seed's high shape
+(benchmarks/leftover_connections.py, modes alternating): wrk leaves 7,000-8,000 connections
+closing, most in FIN-WAIT-1; left to the kernel, gunicorn answered again 2-90 s after the
+window (median 29 s, 4 rounds; its log: every worker blocked reading a request that never came,
+until its 30 s timeout), with them reset after 1.6-2.4 s. That wait is the generator's
+teardown, not the server's recovery; the warm-up's leftovers also arrive during the measured
+window (whether that moved gunicorn's figure, its spread at 8,000 connections could not tell:
+0-1,004 good req/s either way). So when a window ends serverbench resets them (`ss -K`: a RST
+each, which frees the server's side at once): only sockets to the target's address and port
+that are already closing, never an open connection.
 """
 
 from __future__ import annotations
