@@ -82,6 +82,7 @@ def test_a_ready_machine_is_ok_everywhere():
         ({"swap_total_bytes": 2**30, "swap_used_bytes": 2**27}, "swap", "warn", "swapoff"),
         ({"wrk": None}, "wrk", "fail", "apt-get install wrk"),
         ({"nginx": None}, "nginx", "warn", "apt-get install nginx"),
+        ({"socket_reset_problem": "ss -K reset no socket"}, "socket reset", "warn", "root"),
     ],
 )
 def test_each_check_fires_on_its_evidence_with_the_command_that_fixes_it(
@@ -109,6 +110,9 @@ def test_limits_follow_the_connections_asked_for():
     small = dataclasses.replace(READY, sysctls={**READY.sysctls, "net.core.somaxconn": "4096"})
     assert _statuses(small, connections=1000)["somaxconn"] == "ok"
     assert _statuses(small, connections=8000)["somaxconn"] == "warn"
+    no_reset = dataclasses.replace(READY, socket_reset_problem="ss not found")
+    assert _statuses(no_reset, connections=100)["socket reset"] == "info"
+    assert _statuses(no_reset, connections=1000)["socket reset"] == "warn"
 
 
 def test_every_check_is_listed_once_and_the_rendering_shows_why_and_fix():

@@ -1,30 +1,44 @@
 """The load's leftover connections: the reset command, and the reset against the real kernel."""
 
+import os
 import socket
 import subprocess
 import time
 
 import pytest
 
-from serverbench.load.leftovers import reset_argv, reset_closing_connections, reset_count
+from serverbench.load.leftovers import (
+    closing_argv,
+    reset_closing_connections,
+    reset_outcome,
+    reset_problem,
+    socket_count,
+)
 from serverbench.stacks.base import TcpEndpoint
 
 
 def test_the_reset_names_only_closing_sockets_to_the_target():
-    argv = reset_argv(TcpEndpoint(host="127.0.0.1", port=8123))
+    argv = closing_argv(TcpEndpoint(host="127.0.0.1", port=8123), kill=True)
     assert argv[:3] == ("ss", "-K", "-tnH")
+    assert closing_argv(TcpEndpoint(host="127.0.0.1", port=8123), kill=False)[:2] == ("ss", "-tnH")
     assert argv[-5:] == ("dst", "127.0.0.1", "dport", "=", ":8123")
     states = [argv[i + 1] for i, word in enumerate(argv) if word == "state"]
     assert states == ["fin-wait-1", "fin-wait-2", "closing", "last-ack"]  # never established
 
 
 def test_an_ipv6_target_is_bracketed_as_ss_parses_it():
-    assert reset_argv(TcpEndpoint(host="::1", port=80))[-4] == "[::1]"
+    assert closing_argv(TcpEndpoint(host="::1", port=80), kill=True)[-4] == "[::1]"
 
 
 def test_the_count_is_one_per_socket_line():
-    assert reset_count("") == 0
-    assert reset_count("FIN-WAIT-1 0 1 127.0.0.1:5 127.0.0.1:80\nFIN-WAIT-2 0 0 a b\n\n") == 2
+    assert socket_count("") == 0
+    assert socket_count("FIN-WAIT-1 0 1 127.0.0.1:5 127.0.0.1:80\nFIN-WAIT-2 0 0 a b\n\n") == 2
+
+
+def test_a_kernel_that_destroys_nothing_is_told_apart_from_nothing_to_reset():
+    assert reset_outcome(0, 0) == 0  # nothing was closing
+    assert reset_outcome(7500, 0) == 7500
+    assert reset_outcome(0, 7500) is None  # ss skipped them all: not supported here
 
 
 def _client_states(port: int) -> list[str]:
@@ -57,3 +71,10 @@ def test_closed_connections_the_server_never_accepted_are_reset_and_open_ones_ke
         assert reset == 3
         assert _client_states(port) == ["ESTAB"]  # the open connection is untouched
         live.close()
+
+
+@pytest.mark.integration
+def test_the_probe_finds_that_this_machine_can_reset_as_root():
+    if os.geteuid() != 0:
+        pytest.skip("destroying sockets needs root")
+    assert reset_problem() is None

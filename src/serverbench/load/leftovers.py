@@ -20,23 +20,43 @@ that are already closing, never an open connection.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
+import time
 
 from serverbench.stacks.base import TcpEndpoint
 
 CLOSING_STATES = ("fin-wait-1", "fin-wait-2", "closing", "last-ack")
-RESET_TIMEOUT_S = 10.0
+SS_TIMEOUT_S = 10.0
 
 
-def reset_argv(target: TcpEndpoint) -> tuple[str, ...]:
-    """ss killing this machine's closing TCP sockets to `target` (one line per socket)."""
+def closing_argv(target: TcpEndpoint, *, kill: bool) -> tuple[str, ...]:
+    """ss listing (or, with `kill`, destroying) this machine's closing TCP sockets to `target`,
+    one line per socket."""
     host = f"[{target.host}]" if ":" in target.host else target.host
     states = [word for state in CLOSING_STATES for word in ("state", state)]
-    return ("ss", "-K", "-tnH", *states, "dst", host, "dport", "=", f":{target.port}")
+    flags = ("-K", "-tnH") if kill else ("-tnH",)
+    return ("ss", *flags, *states, "dst", host, "dport", "=", f":{target.port}")
 
 
-def reset_count(output: str) -> int:
+def socket_count(output: str) -> int:
     return sum(1 for line in output.splitlines() if line.strip())
+
+
+def reset_outcome(reset: int, still_closing: int) -> int | None:
+    """How many were reset, or None when some were left and none could be: a kernel without
+    socket destruction (CONFIG_INET_DIAG_DESTROY) makes ss skip every socket silently."""
+    return None if reset == 0 and still_closing > 0 else reset
+
+
+def _ss(argv: tuple[str, ...]) -> int | None:
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=SS_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return socket_count(done.stdout) if done.returncode == 0 else None
 
 
 def reset_closing_connections(target: TcpEndpoint) -> int | None:
@@ -44,16 +64,28 @@ def reset_closing_connections(target: TcpEndpoint) -> int | None:
     (no ss, a kernel without socket destruction, or not root: then nothing changes)."""
     if shutil.which("ss") is None:
         return None
-    try:
-        done = subprocess.run(
-            reset_argv(target),
-            capture_output=True,
-            text=True,
-            timeout=RESET_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    reset = _ss(closing_argv(target, kill=True))
+    still_closing = _ss(closing_argv(target, kill=False))
+    if reset is None or still_closing is None:
         return None
-    if done.returncode != 0:
+    return reset_outcome(reset, still_closing)
+
+
+def reset_problem() -> str | None:
+    """Why this machine cannot reset a load's closing connections, or None when it can: tried
+    on a connection of its own, closed by its client before the listener accepted it."""
+    if shutil.which("ss") is None:
+        return "ss not found"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        target = TcpEndpoint(host="127.0.0.1", port=listener.getsockname()[1])
+        socket.create_connection((target.host, target.port), timeout=1.0).close()
+        for _ in range(100):  # closing once the listener's kernel acknowledged the FIN
+            if _ss(closing_argv(target, kill=False)):
+                break
+            time.sleep(0.01)
+        reset = reset_closing_connections(target)
+    if reset:
         return None
-    return reset_count(done.stdout)
+    return "ss -K reset no socket (it needs root, and a kernel with CONFIG_INET_DIAG_DESTROY)"

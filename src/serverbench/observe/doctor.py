@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from serverbench.load.leftovers import reset_problem
 from serverbench.observe.environment import find_tool
 from serverbench.observe.host_limits import NOFILE_HEADROOM
 from serverbench.observe.noise import STEAL_LIMIT, ForeignProcess, noise_window, take_snapshot
@@ -28,6 +29,9 @@ from serverbench.observe.noise import STEAL_LIMIT, ForeignProcess, noise_window,
 Status = Literal["ok", "info", "warn", "fail"]
 
 BUSY_PROCESS_SHARE = 0.05  # of one CPU
+# from about this many connections a load overflows common listen queues and leaves thousands
+# of connections closing when it ends (load/leftovers.py)
+LEFTOVER_CONNECTIONS = 1000
 BACKLOG_WHY = "connection bursts overflow the listen queue and show up as errors or slow connects"
 BOOST_FILES = (
     # (path, the value that means boost is on, the value that turns it off)
@@ -53,6 +57,7 @@ class HostFacts:
     swap_used_bytes: int
     wrk: str | None  # its path
     nginx: str | None
+    socket_reset_problem: str | None = None  # why the load's closing connections stay (None: ok)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +142,7 @@ def read_host_facts(sample_s: float = 1.0, root: Path = Path("/")) -> HostFacts:
         swap_used_bytes=swap_total - _meminfo_bytes(meminfo, "SwapFree"),
         wrk=find_tool("wrk"),
         nginx=find_tool("nginx"),
+        socket_reset_problem=reset_problem(),
     )
 
 
@@ -347,6 +353,22 @@ def check_nginx(facts: HostFacts, connections: int) -> Finding:
     return _tool("nginx", facts.nginx, "warn", why)
 
 
+def check_socket_reset(facts: HostFacts, connections: int) -> Finding:
+    problem = facts.socket_reset_problem
+    if problem is None:
+        return Finding(check="socket reset", status="ok", found="ss -K resets closing sockets")
+    return Finding(
+        check="socket reset",
+        status="warn" if connections >= LEFTOVER_CONNECTIONS else "info",
+        found=problem,
+        why="the connections a load leaves closing are not reset after it: past a full "
+        "listen queue they reach the server for up to a minute more (the next window, the "
+        "check after the load)",
+        fix="run as root on a kernel with CONFIG_INET_DIAG_DESTROY (Debian's has it); "
+        "sudo apt-get install iproute2",
+    )
+
+
 Check = Callable[[HostFacts, int], Finding]
 CHECKS: tuple[Check, ...] = (
     check_governor,
@@ -359,6 +381,7 @@ CHECKS: tuple[Check, ...] = (
     check_swap,
     check_wrk,
     check_nginx,
+    check_socket_reset,
 )
 
 
