@@ -92,6 +92,16 @@ def test_non_matching_entries_and_profile_differences(a: ResultsDocument) -> Non
     )
 
 
+def test_a_file_from_before_the_leftover_reset_is_not_like_for_like(a: ResultsDocument) -> None:
+    b = fresh()
+    b.runs = [replace(run, leftover_connections_reset=0) for run in b.runs]
+    [warning] = compare(a, b).profile_differences
+    assert warning.startswith("B reset the load's closing connections after each window, A did")
+    assert compare(b, b).profile_differences == ()
+    text = render_comparison(compare(b, a), "A", "B")
+    assert "warning: A reset the load's closing connections" in text
+
+
 def test_cli_exit_codes(
     tmp_path: Path, a: ResultsDocument, capsys: pytest.CaptureFixture[str]
 ) -> None:

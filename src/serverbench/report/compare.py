@@ -138,6 +138,23 @@ def _profile_differences(a: ResultsDocument, b: ResultsDocument) -> list[str]:
     return found
 
 
+def _leftover_difference(a: ResultsDocument, b: ResultsDocument) -> list[str]:
+    """Files from before serverbench reset the load's closing connections after each window
+    (load/leftovers.py) measured high connection counts and recovery another way."""
+
+    def resets(document: ResultsDocument) -> bool:
+        return any(run.leftover_connections_reset is not None for run in document.runs)
+
+    if not a.runs or not b.runs or resets(a) == resets(b):
+        return []
+    old, new = ("A", "B") if resets(b) else ("B", "A")
+    return [
+        f"{new} reset the load's closing connections after each window, {old} did not (it "
+        "predates that): figures past a full listen queue, and recovery times, may differ "
+        "for that alone"
+    ]
+
+
 def compare(
     a: ResultsDocument, b: ResultsDocument, drift_pct: float = SEPARATE_RUNS_DRIFT_PCT
 ) -> Comparison:
@@ -149,7 +166,7 @@ def compare(
         ),
         only_in_a=tuple(c for k, c in before.items() if k not in after),
         only_in_b=tuple(c for k, c in after.items() if k not in before),
-        profile_differences=tuple(_profile_differences(a, b)),
+        profile_differences=(*_profile_differences(a, b), *_leftover_difference(a, b)),
     )
 
 
