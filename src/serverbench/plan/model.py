@@ -116,7 +116,7 @@ def plan_jobs(plan: RunPlan) -> list[Job]:
 
     The nginx-static ceiling runs in the first round only: it is a reference for the order of
     magnitude (about 10x the seed's Python stacks here), not a figure the run compares, and
-    its repeats were a sixth of the default run (6 of 24 jobs)."""
+    its two further repeats were 4 of the default run's 24 jobs."""
     rng = random.Random(plan.order_seed)
     cells: list[tuple[str, App, Role]]
     if plan.url is not None:
