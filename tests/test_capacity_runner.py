@@ -10,9 +10,9 @@ from hdrh.histogram import HdrHistogram
 from serverbench.load.open_loop import ClientProcess, ErrorCounts, OpenLoopResult
 from serverbench.load.open_loop.histogram import Percentiles
 from serverbench.observe.sampler import ComponentUsage, Usage
-from serverbench.plan.capacity import FALLBACK_START_RPS, CapacityPlan
+from serverbench.plan.capacity import FALLBACK_START_RPS, MAX_BACKOFFS, CapacityPlan
 from serverbench.plan.slo import parse_slo
-from serverbench.run.capacity import observation_from
+from serverbench.run.capacity import observation_from, short_capacity_plan
 
 
 def histogram_blob(values_us: list[int]) -> str:
@@ -150,6 +150,17 @@ def test_the_start_rate_is_a_share_of_the_peak_or_given():
     )  # fmt: skip
     assert fixed.search_settings(2000.0).start_rps == 300.0
     assert msgspec.json.decode(msgspec.json.encode(fixed), type=CapacityPlan) == fixed
+
+
+def test_new_searches_survive_more_failed_confirmations_than_old_files_record():
+    new = short_capacity_plan(parse_slo("p99=100ms"), 0.001)
+    assert new.max_backoffs == MAX_BACKOFFS == 5
+    assert new.search_settings(1000.0).max_backoffs == MAX_BACKOFFS
+    # a plan written before the field was recorded replays as it was searched: with 3
+    raw = msgspec.json.decode(msgspec.json.encode(new))
+    del raw["max_backoffs"]
+    old = msgspec.json.decode(msgspec.json.encode(raw), type=CapacityPlan)
+    assert old.search_settings(1000.0).max_backoffs == 3
 
 
 def test_a_sampler_that_saw_under_half_the_step_gives_no_server_cpu():

@@ -22,7 +22,7 @@ from serverbench.commands.project import add_project_options, project_config, re
 from serverbench.errors import ResultsError, UsageError
 from serverbench.load.wrk_engine import WrkEngine
 from serverbench.observe.host_limits import check_connections_fit
-from serverbench.plan.capacity import MAX_RPS, CapacityPlan
+from serverbench.plan.capacity import MAX_BACKOFFS, MAX_RPS, CapacityPlan
 from serverbench.plan.model import RunPlan
 from serverbench.plan.profiles import Profile, ProfileOverrides, select_profiles
 from serverbench.plan.resume import resume_plan
@@ -167,6 +167,7 @@ def capacity_plan(args: argparse.Namespace) -> CapacityPlan:
         max_rps=max_rps,
         sources=targets.sources,
         repeats=args.repeats,
+        max_backoffs=MAX_BACKOFFS,
     )
 
 

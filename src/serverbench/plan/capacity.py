@@ -17,8 +17,8 @@ judges it and picks the next rate:
    measurement must pass on its own.
 5. a rate that fails its confirmation is the bracket's new top; the search goes back to the
    highest rate below it that held a step, bisects again if that lies more than `precision`
-   below, and confirms afresh; with no such rate it backs off by `precision`. After
-   `max_backoffs` failed confirmations no rate held.
+   below, and confirms afresh; with no such rate it backs off by `precision`. The search goes
+   on after `max_backoffs` failed confirmations; the next one ends it: no rate held.
 
 The next rate depends only on the judgements of the steps so far, so `next_action(settings,
 steps)` replays recorded steps and continues: results can be written after every step, and an
@@ -89,7 +89,7 @@ class SearchSettings:
     growth: float = 2.0
     precision: float = 0.05  # bisect until the bracket is this narrow, relative to its bottom
     confirmations: int = 2  # extra repeats of the final rate, each on a fresh stack
-    max_backoffs: int = 3
+    max_backoffs: int = 3  # failed confirmations the search goes on after (see MAX_BACKOFFS)
     min_rps: float = 1.0
     max_rps: float = 100_000.0  # the search's ceiling (--max-rate): it always ends
 
@@ -601,6 +601,12 @@ class Search:
         return action
 
 
+# Failed confirmations a search goes on after (the next one ends it). With 3, gunicorn got no
+# capacity in 1 of 9 searches (benchmarks/capacity_repeatability.py, 2026-11-28): 18 steps crept
+# down a fuzzy knee (1,110 -> 1,071 -> 1,031 -> 991 req/s, each failing its confirmation) while
+# 952 had held a step; earlier, 4 of 45. Each more costs a confirmation or two, only at such a knee.
+MAX_BACKOFFS = 5
+
 # A search starts at a quarter of the stack's closed-loop peak: three doublings reach the peak,
 # past which an open loop cannot hold any SLO, so the coarse steps bracket the answer quickly.
 START_SHARE = 0.25
@@ -625,6 +631,8 @@ class CapacityPlan:
     # "slo", "max_errors" -> where each target came from: its flag, the project file, a default
     sources: dict[str, str] = field(default_factory=dict)
     repeats: int = 1  # whole searches per stack x app, in rounds over the stacks
+    # new plans pass MAX_BACKOFFS; files written before it was recorded searched with 3
+    max_backoffs: int = 3
 
     def search_settings(self, peak_rps: float | None) -> SearchSettings:
         share = self.start_share or START_SHARE
@@ -636,6 +644,7 @@ class CapacityPlan:
             start_rps=round(start, 1),
             precision=self.precision,
             confirmations=self.confirmations,
+            max_backoffs=self.max_backoffs,
             max_rps=self.max_rps,
         )
 

@@ -31,6 +31,8 @@ Format history (SCHEMA_VERSION):
         observation's `requests` and `latency_histogram_hdr`, an outcome's `pooled` and
         `latency_at_capacity_us` (a confirmed rate judged on all its measurements' requests
         together; earlier files have none, so their rates replay as each-must-pass).
+        The capacity plan's `max_backoffs` (failed confirmations a search survives; absent
+        in earlier files, whose searches ran with 3).
         A run's `leftover_connections_reset` (the load generator's connections still closing
         when its window ended, reset by serverbench; absent in earlier files, which did not).
 

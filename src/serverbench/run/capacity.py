@@ -27,6 +27,7 @@ from serverbench.load.open_loop import OpenLoopResult, OpenLoopSettings, run_ope
 from serverbench.load.open_loop.engine import START_DELAY_S
 from serverbench.observe.sampler import Monitor, Usage
 from serverbench.plan.capacity import (
+    MAX_BACKOFFS,
     CapacityPlan,
     CapacityRecord,
     Observation,
@@ -67,6 +68,7 @@ def short_capacity_plan(slo: Slo, max_error_rate: float) -> CapacityPlan:
         timeout_s=min(2.0, max(0.5, 10 * slo.limit_us / 1e6)),
         confirmations=RUN_CONFIRMATIONS,
         start_share=RUN_START_SHARE,
+        max_backoffs=MAX_BACKOFFS,
     )
 
 

@@ -458,17 +458,20 @@ class Runner:
             monitors.append(monitor)
 
         try:
-            result = engine.run(
-                request,
-                out_dir=self._job_dir(job),
-                label=label,
-                cpus=self.plan.split.client_taskset(),
-                on_start=on_start if watch else None,
-            )
+            try:
+                result = engine.run(
+                    request,
+                    out_dir=self._job_dir(job),
+                    label=label,
+                    cpus=self.plan.split.client_taskset(),
+                    on_start=on_start if watch else None,
+                )
+            finally:
+                usage = monitors[0].stop() if monitors else None
+            noise = probe.stop(benchmark_pids(running, engine_pids)) if engine_pids else None
         finally:
-            usage = monitors[0].stop() if monitors else None
+            # after the noise window closed: the reset's own ss is not noise of this window
             reset = reset_closing_connections(running.front)
-        noise = probe.stop(benchmark_pids(running, engine_pids)) if engine_pids else None
         return LoadWindow(result=result, usage=usage, noise=noise, connections_reset=reset)
 
     def engine_for(self, request: LoadRequest) -> LoadEngine:
@@ -578,6 +581,7 @@ class Runner:
                 finished_at=now(),
                 failure=load_failure(job.stack, running, error),
             )
+        result, usage = window.result, window.usage
         logs_after = running.log_sizes()
         tree_after = process_tree(running)
         kernel = difference(counters_before, self.host.listen_queue_counters())
@@ -586,7 +590,6 @@ class Runner:
             for pid, name in tree_before.items()
             if pid not in tree_after
         ]
-        result, usage = window.result, window.usage
         starts = [pid for pid in tree_after if pid not in tree_before]
         died = running.exited()
         mismatch, recovery_s = (
