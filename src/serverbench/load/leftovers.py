@@ -76,16 +76,19 @@ def reset_problem() -> str | None:
     on a connection of its own, closed by its client before the listener accepted it."""
     if shutil.which("ss") is None:
         return "ss not found"
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        target = TcpEndpoint(host="127.0.0.1", port=listener.getsockname()[1])
-        socket.create_connection((target.host, target.port), timeout=1.0).close()
-        for _ in range(100):  # closing once the listener's kernel acknowledged the FIN
-            if _ss(closing_argv(target, kill=False)):
-                break
-            time.sleep(0.01)
-        reset = reset_closing_connections(target)
+    try:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            target = TcpEndpoint(host="127.0.0.1", port=listener.getsockname()[1])
+            socket.create_connection((target.host, target.port), timeout=1.0).close()
+            for _ in range(100):  # closing once the listener's kernel acknowledged the FIN
+                if _ss(closing_argv(target, kill=False)):
+                    break
+                time.sleep(0.01)
+            reset = reset_closing_connections(target)
+    except OSError as error:
+        return f"could not try it on loopback ({error})"
     if reset:
         return None
     return "ss -K reset no socket (it needs root, and a kernel with CONFIG_INET_DIAG_DESTROY)"
