@@ -139,8 +139,9 @@ def _profile_differences(a: ResultsDocument, b: ResultsDocument) -> list[str]:
 
 
 def _leftover_difference(a: ResultsDocument, b: ResultsDocument) -> list[str]:
-    """Files from before serverbench reset the load's closing connections after each window
-    (load/leftovers.py) measured high connection counts and recovery another way."""
+    """A file whose runs did not reset the load's closing connections after each window
+    (load/leftovers.py: an older serverbench, or a machine without `ss -K`) measured high
+    connection counts and recovery another way."""
 
     def resets(document: ResultsDocument) -> bool:
         return any(run.leftover_connections_reset is not None for run in document.runs)
@@ -149,9 +150,9 @@ def _leftover_difference(a: ResultsDocument, b: ResultsDocument) -> list[str]:
         return []
     old, new = ("A", "B") if resets(b) else ("B", "A")
     return [
-        f"{new} reset the load's closing connections after each window, {old} did not (it "
-        "predates that): figures past a full listen queue, and recovery times, may differ "
-        "for that alone"
+        f"{new} reset the load's closing connections after each window, {old} did not (an "
+        "older serverbench, or no `ss -K` there): figures past a full listen queue, and "
+        "recovery times, may differ for that alone"
     ]
 
 
