@@ -236,10 +236,13 @@ class Runner:
         self.save()
         return self.document
 
-    def _cells(self) -> dict[tuple[str, str, str], list[RunRecord]]:
+    def _precision_cells(self) -> dict[tuple[str, str, str], list[RunRecord]]:
+        """The runs of each cell --precision is about: every one but the ceiling, which is
+        measured once on purpose (plan_jobs)."""
         runs: dict[tuple[str, str, str], list[RunRecord]] = {}
         for run in self.document.runs:
-            runs.setdefault((run.stack, run.app, run.profile), []).append(run)
+            if run.role != "reference":
+                runs.setdefault((run.stack, run.app, run.profile), []).append(run)
         return runs
 
     def _precision_round(self, elapsed_s: float) -> list[Job]:
@@ -252,17 +255,12 @@ class Runner:
         planned = {(j.stack, j.app.name, j.profile.name): j for j in plan_jobs(self.plan)}
         values: dict[tuple[str, str, str], list[float]] = {}
         disturbed = []
-        for key, runs in self._cells().items():
+        for key, runs in self._precision_cells().items():
             ok = [
                 r.measurement.requests_per_sec for r in runs if r.status == "ok" and r.measurement
             ]
-            if (
-                key not in planned
-                or planned[key].role == "reference"
-                or not ok
-                or len(runs) >= goal.max_repeats
-            ):
-                continue  # failing cells, and the ceiling, are not repeated for precision
+            if key not in planned or not ok or len(runs) >= goal.max_repeats:
+                continue  # failing cells are not retried for precision
             values[key] = ok
             # a disturbed window earns one more repeat, not a chain of them on a busy machine
             if _disturbed(runs[-1]) and (len(runs) < 2 or not _disturbed(runs[-2])):
@@ -281,9 +279,7 @@ class Runner:
             return
         budget_spent = goal.budget_s is not None and elapsed_s >= goal.budget_s * 0.9
         not_reached = []
-        for (stack, app, profile), runs in self._cells().items():
-            if runs[0].role == "reference":
-                continue  # measured once, on purpose (plan_jobs)
+        for (stack, app, profile), runs in self._precision_cells().items():
             ok = [
                 r.measurement.requests_per_sec for r in runs if r.status == "ok" and r.measurement
             ]
