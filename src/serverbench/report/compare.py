@@ -142,13 +142,9 @@ def _leftover_difference(a: ResultsDocument, b: ResultsDocument) -> list[str]:
     """A file whose runs did not reset the load's closing connections after each window
     (load/leftovers.py: an older serverbench, or a machine without `ss -K`) measured high
     connection counts and recovery another way."""
-
-    def resets(document: ResultsDocument) -> bool:
-        return any(run.leftover_connections_reset is not None for run in document.runs)
-
-    if not a.runs or not b.runs or resets(a) == resets(b):
+    if not a.runs or not b.runs or a.resets_leftovers == b.resets_leftovers:
         return []
-    old, new = ("A", "B") if resets(b) else ("B", "A")
+    old, new = ("A", "B") if b.resets_leftovers else ("B", "A")
     return [
         f"{new} reset the load's closing connections after each window, {old} did not (an "
         "older serverbench, or no `ss -K` there): figures past a full listen queue, and "

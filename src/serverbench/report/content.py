@@ -474,7 +474,7 @@ def methodology(document: ResultsDocument, facts: Sequence[Facts]) -> list[Block
         "connections) and a warm-up with the profile's shape, both discarded, then measures; "
         + (
             "after each window the load's connections still closing are reset, and "
-            if any(run.leftover_connections_reset is not None for run in document.runs)
+            if document.resets_leftovers
             else ""
         )
         + "the stack is verified again after the load.",

@@ -391,3 +391,9 @@ class ResultsDocument:
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.plan.profiles if p.name == name), None)
+
+    @property
+    def resets_leftovers(self) -> bool:
+        """Whether its runs reset the load's closing connections after each window (older
+        files, and machines without `ss -K`, did not)."""
+        return any(run.leftover_connections_reset is not None for run in self.runs)
