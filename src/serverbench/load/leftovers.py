@@ -33,10 +33,10 @@ SS_TIMEOUT_S = 10.0
 def closing_argv(target: TcpEndpoint, *, kill: bool) -> tuple[str, ...]:
     """ss listing (or, with `kill`, destroying) this machine's closing TCP sockets to `target`,
     one line per socket."""
-    host = f"[{target.host}]" if ":" in target.host else target.host
     states = [word for state in CLOSING_STATES for word in ("state", state)]
     flags = ("-K", "-tnH") if kill else ("-tnH",)
-    return ("ss", *flags, *states, "dst", host, "dport", "=", f":{target.port}")
+    # ss reads `host:port`, IPv6 in brackets, as the endpoint writes itself
+    return ("ss", *flags, *states, "dst", str(target))
 
 
 def socket_count(output: str) -> int:
