@@ -80,6 +80,15 @@ def test_the_section_states_the_slo_the_budget_and_the_spread_and_lists_every_st
     assert [len(t.rows) for t in step_tables] == [len(r.steps) for r in ranked(records())]
 
 
+def test_a_generator_limited_figure_says_it_is_a_lower_bound_and_how_to_measure_further():
+    blocks = capacity_section(records())
+    bullets = next(b for b in blocks if isinstance(b, Bullets))
+    (uvicorn,) = [item for item in bullets.items if item.startswith("**uvicorn**")]
+    assert "Limited by the load generator" in uvicorn
+    assert "lower bound" in uvicorn
+    assert "`--client-cpus`" in uvicorn
+
+
 def test_steps_table_shows_each_verdict():
     table = steps_table(records()[0])
     verdicts = [row[-1] for row in table.rows]

@@ -79,7 +79,11 @@ def add_stack_options(parser: argparse.ArgumentParser, *, many: bool) -> None:
     parser.add_argument(
         "--server-cpus", help="CPUs for the servers, e.g. 0 or 0-2 (default: split)"
     )
-    parser.add_argument("--client-cpus", help="CPUs for wrk, e.g. 1 (default: the rest)")
+    parser.add_argument(
+        "--client-cpus",
+        help="CPUs for the load generator (wrk, or the open-loop client processes), e.g. 1 "
+        "(default: the rest)",
+    )
 
 
 def app_options(args: argparse.Namespace) -> UserAppOptions:

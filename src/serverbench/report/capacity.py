@@ -207,7 +207,10 @@ def _record_sentence(record: CapacityRecord, records: Sequence[CapacityRecord]) 
         )
     verdict = f"Limited by {LIMIT_NAMES[outcome.limit]}: {outcome.limit_text}."
     if outcome.lower_bound:
-        verdict += " The figure is a lower bound: the stack itself was not the limit."
+        verdict += (
+            " The figure is a lower bound: the stack itself was not the limit; more CPUs "
+            "for the load generator (`--client-cpus`) measure further."
+        )
     return f"{held}. {verdict}"
 
 

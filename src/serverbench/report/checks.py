@@ -165,7 +165,8 @@ def client_saturated(document: ResultsDocument, f: Facts) -> list[str]:
         return []
     return [
         f"{res.client_name} used {pct(utilisation * 100)} of its {res.client_cpus} CPU(s): "
-        "the load generator may be the limit, so this is a lower bound"
+        "the load generator may be the limit, so this is a lower bound; more CPUs for it "
+        "(`--client-cpus`) measure further"
     ]
 
 
